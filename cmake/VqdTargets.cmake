@@ -1,0 +1,45 @@
+# Helpers that give every target of the project the same include order and warnings.
+
+option(VQD_PCH "Precompile libtorch's headers once and reuse them in every target" ON)
+
+# Puts VQD_DEPS_PREFIX/include ahead of every other include folder of `target` (see the top
+# CMakeLists), sets the warnings, and reuses the precompiled libtorch headers.
+function(vqd_target_setup target)
+  if(VQD_DEPS_PREFIX)
+    target_include_directories(${target} SYSTEM BEFORE PRIVATE ${VQD_DEPS_PREFIX}/include)
+  endif()
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+  target_compile_definitions(${target} PRIVATE $<$<BOOL:${VQD_WITH_CUDA}>:VQD_WITH_CUDA=1>)
+  if(VQD_PCH AND NOT target STREQUAL "vqd_pch")
+    target_precompile_headers(${target} REUSE_FROM vqd_pch)
+  endif()
+endfunction()
+
+# The target that owns the precompiled header; it must see the same flags as its users.
+function(vqd_make_pch)
+  if(NOT VQD_PCH)
+    return()
+  endif()
+  add_library(vqd_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch_stub.cc)
+  target_link_libraries(vqd_pch PRIVATE ${TORCH_LIBRARIES} absl::status absl::statusor absl::strings)
+  target_include_directories(vqd_pch PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  vqd_target_setup(vqd_pch)
+  target_precompile_headers(vqd_pch PRIVATE ${PROJECT_SOURCE_DIR}/src/base/torch_pch.h)
+endfunction()
+
+# vqd_library(<name> SOURCES ... PUBLIC_DEPS ... PRIVATE_DEPS ...): a static library rooted at src/.
+function(vqd_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(${name} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  vqd_target_setup(${name})
+endfunction()
+
+# vqd_executable(<name> SOURCES ... DEPS ...)
+function(vqd_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  vqd_target_setup(${name})
+endfunction()

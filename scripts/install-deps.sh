@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything the project needs to build, test and run on Debian 12 / Ubuntu 24.04.
+# Idempotent: packages already present are left alone. Needs root (or sudo).
+#   scripts/install-deps.sh            build, run and test dependencies
+#   scripts/install-deps.sh --extras   also the tools some tests use (prometheus, promtool,
+#                                      yamllint, Python gRPC, Node.js, clang for fuzzing)
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  libtorch-dev
+  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libspdlog-dev libfmt-dev prometheus-cpp-dev libcivetweb-dev libabsl-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libpng-dev libicu-dev
+  python3 curl
+)
+extras=(
+  prometheus yamllint python3-grpcio python3-grpc-tools python3-yaml nodejs npm
+  clang libclang-rt-14-dev llvm
+)
+if [[ "${1:-}" == "--extras" ]]; then packages+=("${extras[@]}"); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

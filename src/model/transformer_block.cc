@@ -1,0 +1,63 @@
+#include "model/transformer_block.h"
+
+namespace vqd::model {
+
+AdaLayerNormImpl::AdaLayerNormImpl(int64_t dim, int64_t num_timesteps, double eps,
+                                   const nn::TensorPlacement& placement)
+    : dim_(dim), eps_(eps) {
+  emb = register_module("emb", nn::Embedding(num_timesteps, dim, placement));
+  linear = register_module("linear", nn::Linear(dim, 2 * dim, /*bias=*/true, placement));
+}
+
+void AdaLayerNormImpl::Tabulate() {
+  torch::NoGradGuard no_grad;
+  table_ = linear(torch::silu(emb->weight));
+}
+
+torch::Tensor AdaLayerNormImpl::forward(const torch::Tensor& x, const torch::Tensor& timesteps) {
+  torch::Tensor modulation = table_.defined() ? table_.index_select(0, timesteps)
+                                              : linear(torch::silu(emb(timesteps)));  // [B, 2D]
+  torch::Tensor scale = modulation.narrow(1, 0, dim_).unsqueeze(1);    // [B, 1, D]
+  torch::Tensor shift = modulation.narrow(1, dim_, dim_).unsqueeze(1);  // [B, 1, D]
+  return torch::layer_norm(x, {dim_}, {}, {}, eps_) * (1 + scale) + shift;
+}
+
+FeedForwardImpl::FeedForwardImpl(int64_t dim, const nn::TensorPlacement& placement) {
+  const int64_t inner = 4 * dim;
+  proj_ = nn::Linear(dim, inner, /*bias=*/true, placement);
+  out_ = nn::Linear(inner, dim, /*bias=*/true, placement);
+  // Python: net = [ApproximateGELU(proj), Dropout, Linear]; index 1 holds no weights.
+  auto gelu = std::make_shared<torch::nn::Module>();
+  gelu->register_module("proj", proj_);
+  auto net = register_module("net", std::make_shared<torch::nn::Module>());
+  net->register_module("0", gelu);
+  net->register_module("2", out_);
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) { return out_(nn::QuickGelu(proj_(x))); }
+
+TransformerBlockImpl::TransformerBlockImpl(const Transformer2DConfig& c, const nn::TensorPlacement& placement) {
+  const int64_t dim = c.inner_dim();
+  norm1 = register_module("norm1", AdaLayerNorm(dim, c.num_embeds_ada_norm, 1e-5, placement));
+  attn1 = register_module("attn1", Attention(dim, dim, c.num_attention_heads, c.attention_head_dim,
+                                             c.attention_bias, placement));
+  norm2 = register_module("norm2", AdaLayerNorm(dim, c.num_embeds_ada_norm, 1e-5, placement));
+  attn2 = register_module("attn2", Attention(dim, c.cross_attention_dim, c.num_attention_heads,
+                                             c.attention_head_dim, c.attention_bias, placement));
+  norm3 = register_module("norm3", nn::LayerNorm(dim, c.norm_eps, c.norm_elementwise_affine, placement));
+  ff = register_module("ff", FeedForward(dim, placement));
+}
+
+CrossAttentionKV TransformerBlockImpl::ProjectContext(const torch::Tensor& encoder_hidden_states) {
+  return {attn2->ProjectKey(encoder_hidden_states), attn2->ProjectValue(encoder_hidden_states)};
+}
+
+torch::Tensor TransformerBlockImpl::forward(torch::Tensor h, const torch::Tensor& timesteps,
+                                            const CrossAttentionKV& context) {
+  h = attn1(norm1(h, timesteps)) + h;
+  h = attn2->Attend(norm2(h, timesteps), context.key, context.value) + h;
+  h = ff(norm3(h)) + h;
+  return h;
+}
+
+}  // namespace vqd::model

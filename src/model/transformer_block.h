@@ -1,0 +1,69 @@
+// Ref: diffusers/models/attention.py BasicTransformerBlock (norm_type "ada_norm") and
+// models/normalization.py AdaLayerNorm, for the discrete VQ-Diffusion transformer.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "model/attention.h"
+#include "model/transformer_config.h"
+#include "nn/layers.h"
+
+namespace vqd::model {
+
+// LayerNorm (no affine) modulated by a timestep: y = LN(x) * (1 + scale[t]) + shift[t], with
+// [scale, shift] = linear(SiLU(emb[t])). Each sample of a batch may be at its own timestep.
+class AdaLayerNormImpl : public torch::nn::Module {
+ public:
+  AdaLayerNormImpl(int64_t dim, int64_t num_timesteps, double eps, const nn::TensorPlacement& placement);
+
+  // x [B, N, D], timesteps [B] int64 on x's device.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& timesteps);
+
+  // Tabulates linear(SiLU(emb[t])) for every t once the weights are loaded. Besides saving the
+  // work at every step, the table makes a sample's modulation independent of the batch it is in
+  // (a GEMM over a different number of rows may round differently).
+  void Tabulate();
+
+  nn::Embedding emb{nullptr};
+  nn::Linear linear{nullptr};
+
+ private:
+  int64_t dim_;
+  double eps_;
+  torch::Tensor table_;  // [num_timesteps, 2D]: scale then shift
+};
+TORCH_MODULE(AdaLayerNorm);
+
+// FeedForward with ApproximateGELU: net.0.proj (D -> 4D), quick GELU, net.1 Dropout(0), net.2 (4D -> D).
+class FeedForwardImpl : public torch::nn::Module {
+ public:
+  FeedForwardImpl(int64_t dim, const nn::TensorPlacement& placement);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  nn::Linear proj_{nullptr}, out_{nullptr};
+};
+TORCH_MODULE(FeedForward);
+
+// Cross-attention keys and values of one block, projected from the text context once per request.
+struct CrossAttentionKV {
+  torch::Tensor key;    // [B, 77, inner]
+  torch::Tensor value;  // [B, 77, inner]
+};
+
+class TransformerBlockImpl : public torch::nn::Module {
+ public:
+  TransformerBlockImpl(const Transformer2DConfig& config, const nn::TensorPlacement& placement);
+
+  // h [B, N, D], timesteps [B], context: this block's projected text keys and values for the B rows.
+  torch::Tensor forward(torch::Tensor h, const torch::Tensor& timesteps, const CrossAttentionKV& context);
+  CrossAttentionKV ProjectContext(const torch::Tensor& encoder_hidden_states);  // [B, 77, C]
+
+  AdaLayerNorm norm1{nullptr}, norm2{nullptr};
+  Attention attn1{nullptr}, attn2{nullptr};
+  nn::LayerNorm norm3{nullptr};
+  FeedForward ff{nullptr};
+};
+TORCH_MODULE(TransformerBlock);
+
+}  // namespace vqd::model

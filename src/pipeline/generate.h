@@ -1,0 +1,44 @@
+// One whole generation in a single call, as VQDiffusionPipeline.__call__: the offline tool and the
+// parity tests use it; the server's engine drives the same steps interleaved with other requests.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "pipeline/vq_diffusion_pipeline.h"
+
+namespace vqd::pipeline {
+
+struct GenerateParams {
+  std::string prompt;
+  int64_t num_images = 1;
+  int64_t steps = 100;            // runs timesteps steps-1 ... 0 of the training schedule (no stride)
+  float guidance_scale = 5.0f;    // > 1 enables classifier-free guidance
+  float truncation_rate = 1.0f;   // (0, 1]
+  uint64_t seed = 0;              // seeds one generator on the pipeline's device for the whole call
+};
+
+// Checks the parameters against the model; the message names the field and the allowed range.
+absl::Status ValidateGenerateParams(const GenerateParams& params, const PipelineInfo& info);
+
+// Timestep of step `index` (0-based) of a request with `steps` steps: steps - 1 - index.
+inline int64_t TimestepAt(int64_t steps, int64_t index) { return steps - 1 - index; }
+
+struct GenerateResult {
+  torch::Tensor tokens;                   // [n, N] int64, CPU: the final grids
+  torch::Tensor images;                   // [n, H, W, 3] float32 in [0, 1], CPU
+  std::vector<torch::Tensor> step_tokens;  // with keep_step_tokens: [n, N] after every step, CPU
+  torch::Tensor first_log_p_x_0;          // [n, K, N]: the first step's guided, truncated log-probs
+};
+
+// Called after each step with the step index, its timestep and the new grids (on the device).
+using StepObserver = std::function<void(int64_t step_index, int64_t timestep, const torch::Tensor& tokens)>;
+
+absl::StatusOr<GenerateResult> Generate(VqDiffusionPipeline& pipeline, const GenerateParams& params,
+                                        const StepObserver& observer = {}, bool keep_step_tokens = false);
+
+}  // namespace vqd::pipeline

@@ -1,0 +1,133 @@
+// Ref: diffusers/pipelines/deprecated/vq_diffusion/pipeline_vq_diffusion.py (VQDiffusionPipeline),
+// split into the pieces a step-level batching engine drives: encode a prompt once, run one
+// denoising step for a batch of samples that are each at their own timestep with their own
+// guidance, truncation and generator, and decode finished token grids.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
+#include "diffusion/vq_schedule.h"
+#include "model/transformer_2d.h"
+#include "model/vq_model.h"
+#include "pipeline/model_directory.h"
+#include "text/clip_text_model.h"
+#include "text/clip_tokenizer.h"
+
+namespace vqd::pipeline {
+
+struct PipelineOptions {
+  torch::Device device = torch::kCPU;
+  torch::Dtype dtype = torch::kFloat32;
+  // Weights files to prefer: "fp16" or "" (full precision). Unset: fp16 files for float16.
+  std::optional<std::string> variant;
+};
+
+// What a client may want to know about the loaded model.
+struct PipelineInfo {
+  std::string model_name;
+  std::string model_dir;
+  int64_t grid_height = 0, grid_width = 0;  // token grid
+  int64_t num_latent_pixels = 0;             // grid_height * grid_width
+  int64_t codebook_size = 0;                 // K; the mask token is K
+  int64_t num_train_timesteps = 0;           // the most steps a request may ask for
+  int64_t image_height = 0, image_width = 0;
+  int64_t max_prompt_tokens = 0;             // ids the text encoder sees, BOS and EOS included
+  bool learned_null_embeddings = false;      // false: guidance uses the empty prompt
+  torch::Device device = torch::kCPU;
+  torch::Dtype dtype = torch::kFloat32;
+  int64_t transformer_parameters = 0, vqvae_parameters = 0, text_encoder_parameters = 0;
+  double load_seconds = 0;
+};
+
+// A prompt encoded once and reused at every step of its request.
+struct PromptEncoding {
+  std::vector<int64_t> input_ids;  // max_prompt_tokens ids as the text encoder saw them
+  int64_t untruncated_length = 0;  // ids before the pipeline's cut to max_prompt_tokens
+  torch::Tensor embeddings;        // [1, 77, C], L2-normalised per token, pipeline dtype
+  model::TextContext context;      // the transformer's cross-attention keys and values of it
+
+  bool truncated() const { return untruncated_length > static_cast<int64_t>(input_ids.size()); }
+};
+
+// One request's images at one denoising step. DenoiseStep replaces `tokens` with x_{t-1}.
+struct SampleGroup {
+  std::shared_ptr<const PromptEncoding> prompt;
+  torch::Tensor tokens;            // [n, N] int64 on the pipeline's device: x_t
+  int64_t timestep = 0;            // t, in [0, num_train_timesteps)
+  float guidance_scale = 5.0f;     // guidance is on iff > 1, as in diffusers
+  float truncation_rate = 1.0f;    // in (0, 1]
+  torch::Generator* generator = nullptr;  // the request's, on the pipeline's device
+  // When set, receives the guided, truncated and clamped log p(x_0 | x_t) [n, K, N] (tests, tools).
+  torch::Tensor* log_p_x_0_out = nullptr;
+
+  bool guided() const { return guidance_scale > 1.0f; }
+};
+
+class VqDiffusionPipeline {
+ public:
+  static absl::StatusOr<std::unique_ptr<VqDiffusionPipeline>> Load(const std::string& model_dir,
+                                                                  const PipelineOptions& options);
+
+  const PipelineInfo& info() const { return info_; }
+  const text::ClipTokenizer& tokenizer() const { return *tokenizer_; }
+  const diffusion::VqSchedule& schedule() const { return schedule_; }  // on the device
+
+  // Tokenises (first 77 ids, as diffusers) and encodes a prompt, and projects it for the
+  // transformer's cross-attention.
+  absl::StatusOr<std::shared_ptr<const PromptEncoding>> EncodePrompt(absl::string_view prompt);
+  // text_encoder(ids).last_hidden_state, L2-normalised per token: [P, 77, C] (parity tests).
+  absl::StatusOr<torch::Tensor> EncodeIds(const torch::Tensor& input_ids);
+  // The unconditional embeddings guidance uses: the learned null embedding, or the encoded empty prompt.
+  const torch::Tensor& null_embeddings() const { return null_embeddings_; }  // [1, 77, C]
+
+  // One denoising step for all groups in a single transformer pass: guidance for the guided
+  // groups, truncation, then the posterior (t > 0) or p(x_0) (t = 0) sampled with each group's
+  // own generator. A group's result depends only on the group, never on the rest of the batch
+  // (up to the row-invariance of the device's matrix kernels; see README).
+  absl::Status DenoiseStep(std::vector<SampleGroup*>& groups);
+
+  // Transformer rows a group costs (2 per image with guidance).
+  static int64_t RowsFor(int64_t num_images, bool guided) { return guided ? 2 * num_images : num_images; }
+
+  // Token grids [B, N] -> images [B, H, W, 3] float32 in [0, 1] on the CPU
+  // (clamp(decode / 2 + 0.5, 0, 1), in the pipeline dtype before the final cast).
+  absl::StatusOr<torch::Tensor> Decode(const torch::Tensor& tokens);
+  // Images [B, H, W, 3] in [0, 1] -> token grids [B, N] through the VQ-VAE encoder and quantizer.
+  absl::StatusOr<torch::Tensor> EncodeImage(const torch::Tensor& images);
+
+  // The initial x_T of `n` images: every token masked.
+  torch::Tensor MaskedTokens(int64_t n) const;
+
+  // Direct access for tests and benchmarks.
+  model::Transformer2DModel& transformer() { return transformer_; }
+  model::VqModel& vqvae() { return vqvae_; }
+  text::ClipTextModel& text_encoder() { return text_encoder_; }
+  const model::TextContext& null_context() const { return null_context_; }
+
+ private:
+  VqDiffusionPipeline() = default;
+  absl::Status LoadComponents(const ModelDirectory& dir, const PipelineOptions& options);
+
+  PipelineInfo info_;
+  std::unique_ptr<text::ClipTokenizer> tokenizer_;
+  text::ClipTextModel text_encoder_{nullptr};
+  model::Transformer2DModel transformer_{nullptr};
+  model::VqModel vqvae_{nullptr};
+  diffusion::VqSchedule schedule_;
+  torch::Tensor null_embeddings_;      // [1, 77, C]
+  model::TextContext null_context_;    // its keys and values, computed once at load
+};
+
+// Images in [0, 1] -> uint8 with round(x * 255) as the reference's numpy_to_pil computes it for a
+// pipeline of `pipeline_dtype` (float16 arithmetic for float16 pipelines).
+torch::Tensor ImagesToUint8(const torch::Tensor& images, torch::Dtype pipeline_dtype);
+
+}  // namespace vqd::pipeline

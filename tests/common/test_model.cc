@@ -1,0 +1,28 @@
+#include "common/test_model.h"
+
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+
+#include <unistd.h>
+
+#include "pipeline/model_factory.h"
+
+namespace vqd::testing {
+
+const std::string& TinyRandomModelDir() {
+  static std::string dir;
+  static std::once_flag flag;
+  std::call_once(flag, [] {
+    // One directory per process: ctest runs test binaries in parallel.
+    dir = (std::filesystem::path(VQD_BINARY_DIR) / "test-models" / ("tiny-" + std::to_string(getpid()))).string();
+    std::filesystem::remove_all(dir);
+    pipeline::MakeModelOptions options;
+    options.seed = 1;
+    absl::Status status = pipeline::MakeRandomModel(dir, options);
+    if (!status.ok()) throw std::runtime_error(std::string(status.message()));
+  });
+  return dir;
+}
+
+}  // namespace vqd::testing

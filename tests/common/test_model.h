@@ -1,0 +1,12 @@
+// A tiny random model made by the project itself (vqd make-model --preset tiny), created once per
+// test binary in the build folder, for tests that need a model but not the reference data.
+#pragma once
+
+#include <string>
+
+namespace vqd::testing {
+
+// Path of the tiny random model directory (created on first use).
+const std::string& TinyRandomModelDir();
+
+}  // namespace vqd::testing

@@ -1,0 +1,244 @@
+// vqd: the offline command-line tool. Generates images from a model directory, tokenizes prompts,
+// creates random models in the diffusers layout, and describes a model directory.
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/cli_args.h"
+#include "base/status_macros.h"
+#include "base/torch_util.h"
+#include "io/file_util.h"
+#include "io/json_config.h"
+#include "io/png.h"
+#include "io/weights_file.h"
+#include "pipeline/generate.h"
+#include "pipeline/model_directory.h"
+#include "pipeline/model_factory.h"
+#include "pipeline/vq_diffusion_pipeline.h"
+
+namespace fs = std::filesystem;
+using vqd::CliArgs;
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: vqd <command> [options]
+
+commands:
+  generate --model DIR --prompt TEXT --out PREFIX [--steps N] [--guidance G] [--truncation R]
+           [--num-images K] [--seed S] [--device cpu|cuda|cuda:N] [--dtype fp32|fp16|bf16]
+           [--variant fp16|full] [--save-tokens FILE] [--quiet]
+      Generates K images and writes PREFIX-0.png ... (defaults as diffusers: 100 steps,
+      guidance 5.0, truncation 1.0, one image, seed 0). --save-tokens writes the final token
+      grids as {"tokens": [[...], ...]} (one row-major list per image).
+  tokenize --model DIR TEXT
+      Prints the ids the text encoder sees for TEXT as a JSON list.
+  make-model --preset tiny|ithq --out DIR [--seed S] [--dtype fp32|fp16]
+      Writes a model directory with random weights in the diffusers layout.
+  inspect DIR
+      Lists the components of a model directory: configs, weights files, parameter counts, dtypes.
+)";
+
+int UsageError(const std::string& message) {
+  std::fprintf(stderr, "vqd: %s\n\n%s", message.c_str(), kUsage);
+  return 2;
+}
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "vqd: error: %s\n", std::string(status.message()).c_str());
+  return 1;
+}
+
+absl::Status RunGenerate(const CliArgs& args) {
+  VQD_ASSIGN_OR_RETURN(std::string model_dir, args.Required("model"));
+  VQD_ASSIGN_OR_RETURN(std::string prompt, args.Required("prompt"));
+  VQD_ASSIGN_OR_RETURN(std::string out_prefix, args.Required("out"));
+  vqd::pipeline::GenerateParams params;
+  params.prompt = prompt;
+  VQD_ASSIGN_OR_RETURN(params.steps, args.Int("steps", 100));
+  VQD_ASSIGN_OR_RETURN(double guidance, args.Double("guidance", 5.0));
+  VQD_ASSIGN_OR_RETURN(double truncation, args.Double("truncation", 1.0));
+  params.guidance_scale = static_cast<float>(guidance);
+  params.truncation_rate = static_cast<float>(truncation);
+  VQD_ASSIGN_OR_RETURN(params.num_images, args.Int("num-images", 1));
+  VQD_ASSIGN_OR_RETURN(params.seed, args.Uint("seed", 0));
+  if (params.num_images < 1 || params.num_images > 1024) {
+    return absl::InvalidArgumentError(absl::StrCat("--num-images must be in [1, 1024], got ", params.num_images));
+  }
+
+  vqd::pipeline::PipelineOptions options;
+  VQD_ASSIGN_OR_RETURN(options.device, vqd::ParseDevice(args.Get("device").value_or("cpu")));
+  VQD_ASSIGN_OR_RETURN(options.dtype, vqd::ParseDtype(args.Get("dtype").value_or("fp32")));
+  if (auto variant = args.Get("variant")) {
+    if (*variant != "fp16" && *variant != "full") return absl::InvalidArgumentError("--variant must be fp16 or full");
+    options.variant = *variant == "fp16" ? "fp16" : "";
+  }
+  VQD_ASSIGN_OR_RETURN(auto pipeline, vqd::pipeline::VqDiffusionPipeline::Load(model_dir, options));
+  const auto& info = pipeline->info();
+  VQD_RETURN_IF_ERROR(vqd::pipeline::ValidateGenerateParams(params, info));
+  const bool quiet = args.Has("quiet");
+  if (!quiet) {
+    std::fprintf(stderr, "loaded %s on %s (%s) in %.2f s\n", info.model_name.c_str(), info.device.str().c_str(),
+                 vqd::DtypeName(info.dtype).c_str(), info.load_seconds);
+  }
+  auto observer = [&](int64_t step, int64_t t, const torch::Tensor&) {
+    if (!quiet) std::fprintf(stderr, "\rstep %lld/%lld (t=%lld)", static_cast<long long>(step + 1),
+                             static_cast<long long>(params.steps), static_cast<long long>(t));
+  };
+  VQD_ASSIGN_OR_RETURN(vqd::pipeline::GenerateResult result, vqd::pipeline::Generate(*pipeline, params, observer));
+  if (!quiet) std::fprintf(stderr, "\n");
+
+  torch::Tensor pixels = vqd::pipeline::ImagesToUint8(result.images, info.dtype).contiguous();
+  for (int64_t i = 0; i < pixels.size(0); ++i) {
+    torch::Tensor image = pixels[i].contiguous();
+    VQD_ASSIGN_OR_RETURN(std::string png, vqd::io::EncodePng(image.data_ptr<uint8_t>(), static_cast<int>(image.size(1)),
+                                                             static_cast<int>(image.size(0)), 3));
+    const std::string path = absl::StrCat(out_prefix, "-", i, ".png");
+    VQD_RETURN_IF_ERROR(vqd::io::WriteFile(path, png));
+    if (!quiet) std::fprintf(stderr, "wrote %s\n", path.c_str());
+  }
+  if (auto tokens_path = args.Get("save-tokens")) {
+    nlohmann::json grids = nlohmann::json::array();
+    for (int64_t i = 0; i < result.tokens.size(0); ++i) {
+      torch::Tensor row = result.tokens[i].contiguous();
+      grids.push_back(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()));
+    }
+    VQD_RETURN_IF_ERROR(vqd::io::WriteFile(*tokens_path, nlohmann::json{{"tokens", grids}}.dump() + "\n"));
+    if (!quiet) std::fprintf(stderr, "wrote %s\n", tokens_path->c_str());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunTokenize(const CliArgs& args) {
+  VQD_ASSIGN_OR_RETURN(std::string model_dir, args.Required("model"));
+  if (args.positional().size() != 1) return absl::InvalidArgumentError("tokenize takes exactly one TEXT argument");
+  VQD_ASSIGN_OR_RETURN(vqd::pipeline::ModelDirectory dir, vqd::pipeline::ModelDirectory::Open(model_dir));
+  VQD_ASSIGN_OR_RETURN(vqd::text::ClipTokenizer tokenizer, vqd::text::ClipTokenizer::Load(dir.ComponentDir("tokenizer")));
+  int64_t untruncated_length = 0;
+  const std::vector<int64_t> ids = tokenizer.EncodeToLength(args.positional()[0], &untruncated_length);
+  std::printf("%s\n", nlohmann::json(ids).dump().c_str());
+  if (untruncated_length > static_cast<int64_t>(ids.size())) {
+    std::fprintf(stderr, "note: the prompt has %lld tokens; the pipeline keeps the first %zu\n",
+                 static_cast<long long>(untruncated_length), ids.size());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunMakeModel(const CliArgs& args) {
+  VQD_ASSIGN_OR_RETURN(std::string out, args.Required("out"));
+  VQD_ASSIGN_OR_RETURN(std::string preset, args.Required("preset"));
+  vqd::pipeline::MakeModelOptions options;
+  VQD_ASSIGN_OR_RETURN(options.preset, vqd::pipeline::ParseModelPreset(preset));
+  VQD_ASSIGN_OR_RETURN(options.seed, args.Uint("seed", 0));
+  VQD_ASSIGN_OR_RETURN(options.dtype, vqd::ParseDtype(args.Get("dtype").value_or("fp32")));
+  VQD_RETURN_IF_ERROR(vqd::pipeline::MakeRandomModel(out, options));
+  std::fprintf(stderr, "wrote a random %s model to %s\n", preset.c_str(), out.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status RunInspect(const CliArgs& args) {
+  if (args.positional().size() != 1) return absl::InvalidArgumentError("inspect takes exactly one DIR argument");
+  const std::string root = args.positional()[0];
+  VQD_ASSIGN_OR_RETURN(vqd::pipeline::ModelDirectory dir, vqd::pipeline::ModelDirectory::Open(root));
+  std::printf("model directory %s\n", root.c_str());
+  std::printf("learned null embeddings: %s\n", dir.has_learned_embeddings() ? "yes" : "no (guidance falls back to the empty prompt)");
+  int64_t total = 0;
+  for (const char* component : {"text_encoder", "transformer", "vqvae", "learned_classifier_free_sampling_embeddings",
+                                "scheduler", "tokenizer"}) {
+    const std::string cdir = dir.ComponentDir(component);
+    if (!fs::is_directory(cdir)) continue;
+    std::printf("\n[%s]\n", component);
+    for (const char* config_name : {"config.json", "scheduler_config.json", "tokenizer_config.json"}) {
+      const std::string path = absl::StrCat(cdir, "/", config_name);
+      if (!fs::exists(path)) continue;
+      VQD_ASSIGN_OR_RETURN(vqd::io::JsonConfig config, vqd::io::JsonConfig::Load(path));
+      for (const auto& [key, value] : config.json().items()) {
+        if (key.rfind("_", 0) == 0 || value.is_null()) continue;
+        std::string text = value.dump();
+        if (text.size() > 100) text = text.substr(0, 97) + "...";
+        std::printf("  %-28s %s\n", key.c_str(), text.c_str());
+      }
+    }
+    std::vector<std::string> files;
+    for (const auto& entry : fs::directory_iterator(cdir)) {
+      const std::string name = entry.path().filename().string();
+      const std::string ext = entry.path().extension().string();
+      if (ext == ".safetensors" || ext == ".bin") files.push_back(name);
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& name : files) {
+      VQD_ASSIGN_OR_RETURN(vqd::io::TensorMap tensors, vqd::io::ReadWeightsFile(absl::StrCat(cdir, "/", name)));
+      int64_t params = 0;
+      std::map<std::string, int64_t> by_dtype;
+      for (const auto& [key, t] : tensors) {
+        params += t.numel();
+        by_dtype[vqd::DtypeName(t.scalar_type())] += t.numel();
+      }
+      std::vector<std::string> dtypes;
+      for (const auto& [d, n] : by_dtype) dtypes.push_back(absl::StrCat(d, " ", n));
+      std::printf("  weights %-40s %zu tensors, %lld parameters (%s)\n", name.c_str(), tensors.size(),
+                  static_cast<long long>(params), absl::StrJoin(dtypes, ", ").c_str());
+      if (name == files.front()) total += params;
+    }
+  }
+  std::printf("\ntotal parameters (first weights file of each component): %lld\n", static_cast<long long>(total));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  if (argc < 2) return UsageError("missing command");
+  const std::string command = argv[1];
+  if (command == "-h" || command == "--help" || command == "help") {
+    std::printf("%s", kUsage);
+    return 0;
+  }
+  const std::vector<std::string> rest(argv + 2, argv + argc);
+  std::set<std::string> valued, switches;
+  if (command == "generate") {
+    valued = {"model", "prompt", "out", "steps", "guidance", "truncation", "num-images", "seed", "device", "dtype",
+              "variant", "save-tokens"};
+    switches = {"quiet"};
+  } else if (command == "tokenize") {
+    valued = {"model"};
+  } else if (command == "make-model") {
+    valued = {"preset", "out", "seed", "dtype"};
+  } else if (command == "inspect") {
+  } else {
+    return UsageError(absl::StrCat("unknown command \"", command, "\""));
+  }
+  absl::StatusOr<CliArgs> args = CliArgs::Parse(rest, valued, switches);
+  if (!args.ok()) return UsageError(std::string(args.status().message()));
+  if (command != "tokenize" && command != "inspect" && !args->positional().empty()) {
+    return UsageError(absl::StrCat("unexpected argument \"", args->positional()[0], "\""));
+  }
+  absl::Status status;
+  try {
+    if (command == "generate") status = RunGenerate(*args);
+    if (command == "tokenize") status = RunTokenize(*args);
+    if (command == "make-model") status = RunMakeModel(*args);
+    if (command == "inspect") status = RunInspect(*args);
+  } catch (const std::exception& e) {
+    status = absl::InternalError(e.what());
+  }
+  if (!status.ok()) {
+    // Missing or malformed arguments are usage errors; everything else is a failure of the command.
+    if (status.code() == absl::StatusCode::kInvalidArgument &&
+        (absl::StrContains(status.message(), "--") || absl::StrContains(status.message(), "takes exactly"))) {
+      return UsageError(std::string(status.message()));
+    }
+    return Fail(status);
+  }
+  return 0;
+}
