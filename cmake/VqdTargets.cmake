@@ -5,12 +5,14 @@ option(VQD_PCH "Precompile libtorch's headers once and reuse them in every targe
 # Puts VQD_DEPS_PREFIX/include ahead of every other include folder of `target` (see the top
 # CMakeLists), sets the warnings, and reuses the precompiled libtorch headers.
 function(vqd_target_setup target)
+  cmake_parse_arguments(ARG "NO_PCH" "" "" ${ARGN})
   if(VQD_DEPS_PREFIX)
     target_include_directories(${target} SYSTEM BEFORE PRIVATE ${VQD_DEPS_PREFIX}/include)
   endif()
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+  # -pthread everywhere: gRPC adds it (defining _REENTRANT), and the precompiled header must match.
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter -pthread)
   target_compile_definitions(${target} PRIVATE $<$<BOOL:${VQD_WITH_CUDA}>:VQD_WITH_CUDA=1>)
-  if(VQD_PCH AND NOT target STREQUAL "vqd_pch")
+  if(VQD_PCH AND NOT ARG_NO_PCH AND NOT target STREQUAL "vqd_pch")
     target_precompile_headers(${target} REUSE_FROM vqd_pch)
   endif()
 endfunction()

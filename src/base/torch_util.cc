@@ -1,5 +1,9 @@
 #include "base/torch_util.h"
 
+#ifdef VQD_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -54,6 +58,30 @@ absl::StatusOr<torch::Device> ParseDevice(absl::string_view name) {
     return absl::InvalidArgumentError(absl::StrCat("unsupported device \"", name, "\""));
   }
   return device;
+}
+
+std::optional<DeviceMemory> QueryDeviceMemory(const torch::Device& device) {
+#ifdef VQD_WITH_CUDA
+  if (device.is_cuda()) {
+    using c10::cuda::CUDACachingAllocator::StatType;
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+    const auto aggregate = static_cast<size_t>(StatType::AGGREGATE);
+    DeviceMemory m;
+    m.allocated_bytes = stats.allocated_bytes[aggregate].current;
+    m.reserved_bytes = stats.reserved_bytes[aggregate].current;
+    m.peak_allocated_bytes = stats.allocated_bytes[aggregate].peak;
+    return m;
+  }
+#endif
+  (void)device;
+  return std::nullopt;
+}
+
+void ResetPeakDeviceMemory(const torch::Device& device) {
+#ifdef VQD_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+#endif
+  (void)device;
 }
 
 bool IsOutOfMemoryMessage(absl::string_view message) {

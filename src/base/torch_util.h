@@ -2,6 +2,7 @@
 // shapes, and the dtype/device names the command lines and the API use.
 #pragma once
 
+#include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
 #include <utility>
@@ -36,6 +37,16 @@ absl::Status CatchTorch(absl::string_view context, Fn&& fn) {
     return absl::InternalError(std::string(context) + ": " + e.what());
   }
 }
+
+// Bytes the caching allocator of a CUDA device has handed out and holds; nullopt for the CPU or
+// a build without CUDA.
+struct DeviceMemory {
+  int64_t allocated_bytes = 0;
+  int64_t reserved_bytes = 0;
+  int64_t peak_allocated_bytes = 0;
+};
+std::optional<DeviceMemory> QueryDeviceMemory(const torch::Device& device);
+void ResetPeakDeviceMemory(const torch::Device& device);
 
 // Whether an exception message is libtorch's out-of-memory error (CUDA or CPU allocator).
 bool IsOutOfMemoryMessage(absl::string_view message);

@@ -405,14 +405,23 @@ absl::StatusOr<RecordIndex> IndexRecords(std::string_view bytes) {
   RecordIndex records;
   std::set<std::string> lowercase_names;
   for (ZipEntry& entry : *entries) {
-    if (entry.flags & 1) return absl::InvalidArgumentError(absl::StrCat("record ", entry.name, " is encrypted"));
+    // Encrypted, patch data, strong encryption, masked local headers: never written by torch.save,
+    // and miniz would fail on them only after allocating (see CheckRecordsReadOnOpen).
+    if (entry.flags & (0x0001 | 0x0020 | 0x0040 | 0x2000)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "record ", entry.name.substr(0, 64), " uses zip encryption or patch features (flags ", entry.flags, ")"));
+    }
+    if (entry.is_directory) {
+      return absl::InvalidArgumentError(absl::StrCat("record ", entry.name.substr(0, 64), " is marked as a directory"));
+    }
     if (entry.method != 0 && entry.method != 8) {
-      return absl::InvalidArgumentError(absl::StrCat("record ", entry.name, " uses compression method ", entry.method));
+      return absl::InvalidArgumentError(
+          absl::StrCat("record ", entry.name.substr(0, 64), " uses compression method ", entry.method));
     }
     uint64_t max_size = 0;
     if (entry.method == 8 && (!CheckedMul(entry.compressed_size, kMaxDeflateRatio, &max_size) ||
                               !CheckedAdd<uint64_t>(max_size, 1024, &max_size) || entry.uncompressed_size > max_size)) {
-      return absl::DataLossError(absl::StrCat("record ", entry.name, " claims ", entry.uncompressed_size,
+      return absl::DataLossError(absl::StrCat("record ", entry.name.substr(0, 64), " claims ", entry.uncompressed_size,
                                               " bytes from ", entry.compressed_size, " compressed"));
     }
     if (entry.name.compare(0, prefix.size(), prefix) != 0) {

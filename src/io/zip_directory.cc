@@ -54,6 +54,9 @@ class Cursor {
   bool ok_ = true;
 };
 
+// Entry names come from the file: keep them short in messages.
+std::string Shorten(const std::string& name) { return name.size() > 64 ? name.substr(0, 64) + "..." : name; }
+
 absl::Status Corrupt(std::string_view what) {
   return absl::DataLossError(absl::StrCat("corrupt zip archive: ", std::string(what)));
 }
@@ -155,39 +158,44 @@ absl::StatusOr<std::vector<ZipEntry>> ReadZipDirectory(std::string_view bytes, s
     const uint16_t comment_size = cursor.Get<uint16_t>();
     cursor.Get<uint16_t>();  // Disk.
     cursor.Get<uint16_t>();  // Internal attributes.
-    cursor.Get<uint32_t>();  // External attributes.
+    const uint32_t external_attributes = cursor.Get<uint32_t>();
     entry.local_header_offset = cursor.Get<uint32_t>();
     entry.name = std::string(cursor.Take(name_size));
     const std::string_view extra = cursor.Take(extra_size);
     cursor.Take(comment_size);
     if (!cursor.ok()) return Corrupt(absl::StrCat("central directory entry ", i, " is truncated"));
+    entry.is_directory = (!entry.name.empty() && entry.name.back() == '/') || (external_attributes & 0x10) != 0;
 
     const bool need_uncompressed = entry.uncompressed_size == 0xFFFFFFFF;
     const bool need_compressed = entry.compressed_size == 0xFFFFFFFF;
     const bool need_offset = entry.local_header_offset == 0xFFFFFFFF;
     if ((need_uncompressed || need_compressed || need_offset) &&
         !ApplyZip64Extra(extra, &entry, need_uncompressed, need_compressed, need_offset)) {
-      return Corrupt(absl::StrCat("entry \"", entry.name, "\" lacks its zip64 sizes"));
+      return Corrupt(absl::StrCat("entry \"", Shorten(entry.name), "\" lacks its zip64 sizes"));
     }
     // The data starts after the local header, whose name and extra field may differ in length
     // from the directory's copy; read them to locate the data and check it lies inside the file.
     Cursor local(bytes, entry.local_header_offset);
     if (local.Get<uint32_t>() != kLocalHeaderSignature) {
-      return Corrupt(
-          absl::StrCat("entry \"", entry.name, "\" has no local header at offset ", entry.local_header_offset));
+      return Corrupt(absl::StrCat("entry \"", Shorten(entry.name), "\" has no local header at offset ",
+                                  entry.local_header_offset));
     }
     local.Take(kLocalHeaderSize - 4 - 4);
     const uint16_t local_name_size = local.Get<uint16_t>();
     const uint16_t local_extra_size = local.Get<uint16_t>();
-    if (!local.ok()) return Corrupt(absl::StrCat("entry \"", entry.name, "\" has a truncated local header"));
+    if (!local.ok()) return Corrupt(absl::StrCat("entry \"", Shorten(entry.name), "\" has a truncated local header"));
     uint64_t data_end = 0;
     if (!CheckedAdd<uint64_t>(entry.local_header_offset, kLocalHeaderSize + local_name_size + local_extra_size,
                               &entry.data_offset) ||
         !CheckedAdd(entry.data_offset, entry.compressed_size, &data_end) || data_end > bytes.size()) {
-      return Corrupt(absl::StrCat("entry \"", entry.name, "\" extends past the end of the file"));
+      return Corrupt(absl::StrCat("entry \"", Shorten(entry.name), "\" extends past the end of the file"));
+    }
+    if (entry.uncompressed_size != 0 && entry.compressed_size == 0) {
+      return Corrupt(absl::StrCat("entry \"", Shorten(entry.name), "\" claims data but has none"));
     }
     if (entry.method == 0 && entry.compressed_size != entry.uncompressed_size) {
-      return Corrupt(absl::StrCat("stored entry \"", entry.name, "\" has different compressed and uncompressed sizes"));
+      return Corrupt(
+          absl::StrCat("stored entry \"", Shorten(entry.name), "\" has different compressed and uncompressed sizes"));
     }
     entries.push_back(std::move(entry));
   }

@@ -21,6 +21,9 @@ struct ZipEntry {
   uint64_t local_header_offset = 0;
   uint64_t data_offset = 0;  // Where the (possibly compressed) bytes start, past the local header.
   uint32_t crc32 = 0;
+  // A name ending in '/' or the DOS directory attribute. miniz "extracts" directories by writing
+  // nothing, which would leave a caller's buffer uninitialized.
+  bool is_directory = false;
 };
 
 // Entries of the archive in `bytes` (zip64 included). Checks that the directory and every entry's

@@ -202,6 +202,12 @@ TEST(TorchBin, RejectsBrokenArchives) {
   records.erase(".data/version");
   records["DATA.PKL"] = "";
   EXPECT_ERROR(ParseTorchBin(MakeZip(records), "dup.bin"), absl::StatusCode::kInvalidArgument, "appears twice");
+  // An entry flagged as a directory: libtorch's reader would hand back an uninitialized buffer.
+  std::string directory = good;
+  const size_t entry = directory.find("PK\x01\x02");
+  ASSERT_NE(entry, std::string::npos);
+  directory[entry + 38] = '\x10';  // External attributes: DOS directory bit.
+  EXPECT_ERROR(ParseTorchBin(directory, "dir.bin"), absl::StatusCode::kInvalidArgument, "marked as a directory");
   for (size_t cut = 0; cut < good.size(); cut += 7) {
     EXPECT_FALSE(ParseTorchBin(good.substr(0, cut), "cut.bin").ok()) << cut;
   }

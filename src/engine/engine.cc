@@ -1,0 +1,133 @@
+#include "engine/engine.h"
+
+#include <future>
+#include <map>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+
+namespace vqd::engine {
+
+Engine::Engine(const EngineOptions& options, EngineObserver* observer)
+    : options_(options), observer_(observer), queue_(options.max_queue) {}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const std::string& model_dir, const EngineOptions& options,
+                                                       EngineObserver* observer) {
+  if (options.devices.empty()) return absl::InvalidArgumentError("no devices to run on");
+  if (options.max_batch_rows < 1) return absl::InvalidArgumentError("max batch rows must be at least 1");
+  if (options.max_queue < 1) return absl::InvalidArgumentError("max queue must be at least 1");
+  std::unique_ptr<Engine> engine(new Engine(options, observer));
+
+  // One pipeline per device, loaded concurrently (each reads the files itself).
+  std::vector<std::future<absl::StatusOr<std::unique_ptr<pipeline::VqDiffusionPipeline>>>> loads;
+  for (const torch::Device& device : options.devices) {
+    pipeline::PipelineOptions po;
+    po.device = device;
+    po.dtype = options.dtype;
+    po.variant = options.variant;
+    loads.push_back(std::async(std::launch::async, [model_dir, po] {
+      return pipeline::VqDiffusionPipeline::Load(model_dir, po);
+    }));
+  }
+  engine->output_pool_ = std::make_unique<ThreadPool>(std::max(1, options.output_threads));
+  WorkerOptions worker_options;
+  worker_options.max_batch_rows = options.max_batch_rows;
+  worker_options.fault_hook = options.fault_hook;
+  absl::Status first_error;
+  std::map<std::string, int> seen;
+  for (size_t i = 0; i < loads.size(); ++i) {
+    const std::string device = options.devices[i].str();
+    const int repeat = seen[device]++;
+    worker_options.name = repeat == 0 ? device : absl::StrCat(device, "#", repeat);
+    auto loaded = loads[i].get();
+    if (!loaded.ok()) {
+      if (first_error.ok()) first_error = Annotate(loaded.status(), absl::StrCat("device ", options.devices[i].str()));
+      continue;
+    }
+    engine->workers_.push_back(std::make_unique<DeviceWorker>(std::move(*loaded), &engine->queue_, worker_options,
+                                                              observer, engine->output_pool_.get()));
+  }
+  if (!first_error.ok()) return first_error;
+  for (auto& worker : engine->workers_) worker->Start();
+  return engine;
+}
+
+Engine::~Engine() { Shutdown(absl::UnavailableError("the server is shutting down")); }
+
+absl::Status Engine::Submit(const std::shared_ptr<GenerationRequest>& request) {
+  if (request->rows() > options_.max_batch_rows) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_images: ", request->params().num_images, " images", request->params().guided() ? " with guidance" : "",
+        " need ", request->rows(), " transformer rows per step; this server runs at most ", options_.max_batch_rows));
+  }
+  absl::StatusOr<size_t> position = queue_.Push(request, [&](size_t pos) {
+    request->Deliver(QueuedEvent{static_cast<int64_t>(pos)});
+  });
+  if (!position.ok()) return position.status();
+  if (observer_) observer_->OnQueueDepth(static_cast<int64_t>(queue_.size()));
+  return absl::OkStatus();
+}
+
+void Engine::Cancel(const std::shared_ptr<GenerationRequest>& request) {
+  request->Cancel();
+  if (!queue_.Remove(request.get())) {
+    queue_.Wake();  // a running request: its worker drops it at the next step boundary
+    return;
+  }
+  if (observer_) observer_->OnQueueDepth(static_cast<int64_t>(queue_.size()));
+  const Clock::time_point now = Clock::now();
+  const Outcome outcome = request->CancellationOutcome(now);
+  const absl::Status status = outcome == Outcome::kDeadline
+                                  ? absl::DeadlineExceededError("the request's deadline passed while queued")
+                                  : absl::CancelledError("the client cancelled the request while it was queued");
+  if (request->Fail(status, outcome)) {
+    const RequestTimings timings = request->Timings(now);
+    spdlog::info("request {} finished: outcome={} while queued, queue={:.3f}s", request->id(), OutcomeName(outcome),
+                 timings.queue_seconds);
+    if (observer_) observer_->OnRequestFinished(request->id(), outcome, timings, 0, status);
+  }
+}
+
+void Engine::StopIntake() {
+  queue_.Close();
+}
+
+bool Engine::WaitUntilIdle(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (queue_.size() == 0 && active_requests() == 0) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return queue_.size() == 0 && active_requests() == 0;
+}
+
+void Engine::Shutdown(const absl::Status& reason) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  queue_.Close();
+  for (auto& r : queue_.TakeAll()) {
+    if (r->Fail(reason, Outcome::kError) && observer_) {
+      observer_->OnRequestFinished(r->id(), Outcome::kError, r->Timings(Clock::now()), 0, reason);
+    }
+  }
+  for (auto& worker : workers_) worker->Stop(reason);
+  output_pool_.reset();  // delivers what was already decoded
+  if (observer_) observer_->OnQueueDepth(0);
+}
+
+std::vector<std::string> Engine::device_names() const {
+  std::vector<std::string> names;
+  for (const auto& w : workers_) names.push_back(w->device_name());
+  return names;
+}
+
+int64_t Engine::active_requests() const {
+  int64_t n = 0;
+  for (const auto& w : workers_) n += w->active_requests();
+  return n;
+}
+
+}  // namespace vqd::engine

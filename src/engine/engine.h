@@ -1,0 +1,75 @@
+// The serving engine: one bounded priority queue feeding one DeviceWorker per device, each with
+// the whole pipeline resident. The server submits validated requests and receives their events
+// through each request's EventSink.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/device_worker.h"
+#include "engine/engine_observer.h"
+#include "engine/generation_request.h"
+#include "engine/request_queue.h"
+#include "engine/thread_pool.h"
+
+namespace vqd::engine {
+
+struct EngineOptions {
+  std::vector<torch::Device> devices = {torch::kCPU};  // a worker and a pipeline copy each
+  torch::Dtype dtype = torch::kFloat32;
+  std::optional<std::string> variant;  // weights files to prefer; see PipelineOptions
+  int64_t max_batch_rows = 64;         // transformer rows per step and device
+  size_t max_queue = 256;              // waiting requests
+  int output_threads = 2;              // PNG encoding and delivery
+  StepFaultHook fault_hook;            // tests only
+};
+
+class Engine {
+ public:
+  // Loads the model on every device (in parallel) and starts the workers.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const std::string& model_dir, const EngineOptions& options,
+                                                        EngineObserver* observer);
+  ~Engine();
+
+  // Queues the request. On OK the engine answers it (events, then Done or a failure). On error
+  // (RESOURCE_EXHAUSTED: queue full; UNAVAILABLE: draining; INVALID_ARGUMENT: it can never fit
+  // a batch) nothing was sent and the caller answers the client with the status.
+  absl::Status Submit(const std::shared_ptr<GenerationRequest>& request);
+
+  // The client went away: a waiting request is answered at once, a running one leaves its batch
+  // at the next step boundary.
+  void Cancel(const std::shared_ptr<GenerationRequest>& request);
+
+  // Refuses new requests from now on (UNAVAILABLE); accepted ones keep running.
+  void StopIntake();
+  bool accepting() const { return !queue_.closed(); }
+  // Waits until no request is waiting or running; false on timeout.
+  bool WaitUntilIdle(absl::Duration timeout);
+  // Stops the workers; whatever is still waiting or running is answered with `reason`.
+  void Shutdown(const absl::Status& reason);
+
+  const pipeline::PipelineInfo& info() const { return workers_.front()->info(); }
+  std::vector<std::string> device_names() const;
+  const EngineOptions& options() const { return options_; }
+  size_t queue_depth() const { return queue_.size(); }
+  int64_t active_requests() const;
+  // Direct access to a device's pipeline (benchmarks, tests).
+  DeviceWorker& worker(size_t i) { return *workers_.at(i); }
+  size_t num_workers() const { return workers_.size(); }
+
+ private:
+  Engine(const EngineOptions& options, EngineObserver* observer);
+
+  EngineOptions options_;
+  EngineObserver* observer_;
+  RequestQueue queue_;
+  std::unique_ptr<ThreadPool> output_pool_;
+  std::vector<std::unique_ptr<DeviceWorker>> workers_;
+  bool shut_down_ = false;
+};
+
+}  // namespace vqd::engine

@@ -1,0 +1,92 @@
+#include "engine/request_queue.h"
+
+#include <iterator>
+
+#include "absl/strings/str_cat.h"
+
+namespace vqd::engine {
+
+absl::StatusOr<size_t> RequestQueue::Push(std::shared_ptr<GenerationRequest> request,
+                                          const std::function<void(size_t position)>& on_accepted) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return absl::UnavailableError("the server is shutting down and accepts no new requests");
+  if (entries_.size() >= capacity_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the request queue is full (", capacity_, " requests waiting); retry later"));
+  }
+  auto [it, inserted] = entries_.insert(Entry{request->params().priority, next_sequence_++, std::move(request)});
+  const size_t position = static_cast<size_t>(std::distance(entries_.begin(), it));
+  if (on_accepted) on_accepted(position);
+  return position;
+}
+
+std::vector<std::shared_ptr<GenerationRequest>> RequestQueue::PopFitting(
+    int64_t free_rows, std::vector<std::shared_ptr<GenerationRequest>>* dropped) {
+  std::vector<std::shared_ptr<GenerationRequest>> out;
+  const Clock::time_point now = Clock::now();
+  absl::MutexLock lock(&mu_);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    const auto& request = it->request;
+    if (request->cancelled() || request->expired(now) || request->finished()) {
+      if (dropped) dropped->push_back(request);
+      it = entries_.erase(it);
+      continue;
+    }
+    if (request->rows() > free_rows) break;
+    free_rows -= request->rows();
+    out.push_back(request);
+    it = entries_.erase(it);
+  }
+  return out;
+}
+
+bool RequestQueue::Remove(const GenerationRequest* request) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->request.get() == request) {
+      entries_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::shared_ptr<GenerationRequest>> RequestQueue::TakeAll() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<GenerationRequest>> out;
+  for (const Entry& e : entries_) out.push_back(e.request);
+  entries_.clear();
+  return out;
+}
+
+void RequestQueue::WaitForWork(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t wakeups = wakeups_;
+  auto ready = [this, wakeups]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !entries_.empty() || wakeups_ != wakeups;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+}
+
+void RequestQueue::Wake() {
+  absl::MutexLock lock(&mu_);
+  ++wakeups_;
+}
+
+void RequestQueue::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  ++wakeups_;
+}
+
+bool RequestQueue::closed() const {
+  absl::MutexLock lock(&mu_);
+  return closed_;
+}
+
+size_t RequestQueue::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+}  // namespace vqd::engine

@@ -1,0 +1,75 @@
+// The bounded queue of requests waiting for a place in a batch: ordered by priority (higher
+// first), then by arrival. Device workers pull from it at step boundaries; an idle worker waits
+// on it. One mutex guards everything; it is never held while calling out of the queue.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/generation_request.h"
+
+namespace vqd::engine {
+
+class RequestQueue {
+ public:
+  explicit RequestQueue(size_t capacity) : capacity_(capacity) {}
+
+  // Takes the request and returns how many requests are ahead of it. RESOURCE_EXHAUSTED when the
+  // queue holds `capacity` requests, UNAVAILABLE once closed; the caller then keeps the request
+  // and must answer the client. `on_accepted(position)` runs before any worker can see the
+  // request (under the queue's lock), so the Queued event precedes every other event; it must
+  // not call back into the queue.
+  absl::StatusOr<size_t> Push(std::shared_ptr<GenerationRequest> request,
+                              const std::function<void(size_t position)>& on_accepted = {}) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Removes and returns, in order, the requests at the head whose rows fit in `free_rows` in
+  // total; stops at the first that does not fit (no overtaking, so large requests do not
+  // starve). Cancelled or expired requests met on the way are removed into `dropped`.
+  std::vector<std::shared_ptr<GenerationRequest>> PopFitting(int64_t free_rows,
+                                                             std::vector<std::shared_ptr<GenerationRequest>>* dropped)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Removes a waiting request (cancelled by its client); false if it is not in the queue.
+  bool Remove(const GenerationRequest* request) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Removes every waiting request (shutdown).
+  std::vector<std::shared_ptr<GenerationRequest>> TakeAll() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Blocks until the queue has a request, Wake() is called, or `timeout` passes.
+  void WaitForWork(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
+  void Wake() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // New pushes fail with UNAVAILABLE from now on (draining).
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+  bool closed() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t capacity() const { return capacity_; }
+
+ private:
+  struct Entry {
+    int32_t priority;
+    uint64_t sequence;
+    std::shared_ptr<GenerationRequest> request;
+    bool operator<(const Entry& other) const {
+      if (priority != other.priority) return priority > other.priority;
+      return sequence < other.sequence;
+    }
+  };
+
+  const size_t capacity_;
+  mutable absl::Mutex mu_;
+  std::set<Entry> entries_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t wakeups_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace vqd::engine
