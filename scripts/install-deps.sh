@@ -9,16 +9,27 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev
+  # Debian's libtorch multiplies matrices with whatever provides libblas.so.3. Without a choice
+  # apt picks the reference BLAS, about 30 times slower on our models; OpenBLAS makes
+  # prometheus-cpp's embedded HTTP server (civetweb) fail to start in the same process (seen on
+  # Debian 12); BLIS is fast and compatible.
+  libblis4-pthread
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libfmt-dev prometheus-cpp-dev libcivetweb-dev libabsl-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libpng-dev libicu-dev
   python3 curl
 )
 extras=(
-  prometheus yamllint python3-grpcio python3-grpc-tools python3-yaml nodejs npm
+  prometheus yamllint python3-grpcio python3-grpc-tools python3-yaml openssl
   clang libclang-rt-14-dev llvm
 )
-if [[ "${1:-}" == "--extras" ]]; then packages+=("${extras[@]}"); fi
+if [[ "${1:-}" == "--extras" ]]; then
+  packages+=("${extras[@]}")
+  # Node.js: a machine may already have it from elsewhere (NodeSource's nodejs bundles npm and
+  # conflicts with Debian's npm); take Debian's only when there is none.
+  command -v node > /dev/null || packages+=(nodejs)
+  command -v npm > /dev/null || packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -42,8 +42,9 @@ commands:
       grids as {"tokens": [[...], ...]} (one row-major list per image).
   tokenize --model DIR TEXT
       Prints the ids the text encoder sees for TEXT as a JSON list.
-  make-model --preset tiny|ithq --out DIR [--seed S] [--dtype fp32|fp16]
-      Writes a model directory with random weights in the diffusers layout.
+  make-model --preset tiny|small|ithq --out DIR [--seed S] [--dtype fp32|fp16]
+      Writes a model directory with random weights in the diffusers layout: tiny (tests, 32x32
+      images), small (CPU benchmarks, 64x64) or ithq (the real ITHQ shapes, GPU benchmarks).
   inspect DIR
       Lists the components of a model directory: configs, weights files, parameter counts, dtypes.
 )";

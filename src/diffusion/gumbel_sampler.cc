@@ -1,14 +1,26 @@
 #include "diffusion/gumbel_sampler.h"
 
-#include <ATen/Context.h>
+#include <ATen/CPUGeneratorImpl.h>
+#ifdef VQD_WITH_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
 
 namespace vqd::diffusion {
 
 torch::Generator MakeGenerator(const torch::Device& device, uint64_t seed) {
-  // Cloning the device's default generator gives a generator of the right implementation (CPU
-  // mt19937 or CUDA Philox) without CUDA headers; set_current_seed resets its state as manual_seed.
-  const torch::Device d = device.is_cuda() && !device.has_index() ? torch::Device(torch::kCUDA, 0) : device;
-  torch::Generator gen = at::globalContext().defaultGenerator(d).clone();
+  // A new generator, not a clone of the default one: libtorch 1.13's GeneratorImpl::clone()
+  // never releases its result (its weak count starts at 0), which leaked every clone.
+  // set_current_seed resets the state as torch.Generator.manual_seed does.
+  torch::Generator gen;
+  if (device.is_cuda()) {
+#ifdef VQD_WITH_CUDA
+    gen = at::cuda::detail::createCUDAGenerator(device.has_index() ? device.index() : 0);
+#else
+    TORCH_CHECK(false, "a CUDA generator was requested from a build without CUDA");
+#endif
+  } else {
+    gen = at::detail::createCPUGenerator();
+  }
   gen.set_current_seed(seed);
   return gen;
 }

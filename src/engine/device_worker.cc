@@ -80,22 +80,26 @@ void DeviceWorker::PublishLoad() {
 
 void DeviceWorker::FailRequest(const std::shared_ptr<GenerationRequest>& request, const absl::Status& status,
                                Outcome outcome) {
-  if (!request->Fail(status, outcome)) return;
-  const RequestTimings timings = request->Timings(Clock::now());
-  spdlog::info("request {} finished: outcome={} status=\"{}\" queue={:.3f}s total={:.3f}s steps={}/{} device={}",
-               request->id(), OutcomeName(outcome), std::string(status.message()), timings.queue_seconds, timings.total_seconds,
-               request->steps_done, request->params().steps, device_name_);
-  if (observer_) observer_->OnRequestFinished(request->id(), outcome, timings, 0, status);
+  request->Fail(status, outcome, [&] {
+    const RequestTimings timings = request->Timings(Clock::now());
+    spdlog::info("request {} finished: outcome={} status=\"{}\" queue={:.3f}s total={:.3f}s steps={}/{} device={}",
+                 request->id(), OutcomeName(outcome), std::string(status.message()), timings.queue_seconds,
+                 timings.total_seconds, request->steps_done, request->params().steps, device_name_);
+    if (observer_) observer_->OnRequestFinished(request->id(), outcome, timings, 0, status);
+  });
 }
 
 void DeviceWorker::DropStopped() {
   const Clock::time_point now = Clock::now();
-  for (auto& r : batcher_.RemoveStopped(now)) {
+  std::vector<std::shared_ptr<GenerationRequest>> stopped = batcher_.RemoveStopped(now);
+  if (stopped.empty()) return;
+  for (auto& r : stopped) {
     const Outcome outcome = r->CancellationOutcome(now);
     FailRequest(r, outcome == Outcome::kDeadline ? absl::DeadlineExceededError("the request's deadline passed")
                                                  : absl::CancelledError("the client cancelled the request"),
                 outcome);
   }
+  PublishLoad();  // an idle worker must not keep reporting the requests it dropped
 }
 
 void DeviceWorker::Admit() {
@@ -110,8 +114,7 @@ void DeviceWorker::Admit() {
                                                  : absl::CancelledError("the client cancelled the request"),
                 outcome);
   }
-  if (admitted.empty() && dropped.empty()) return;
-  if (observer_) observer_->OnQueueDepth(static_cast<int64_t>(queue_->size()));
+  if (admitted.empty()) return;
   const pipeline::PipelineInfo& info = pipeline_->info();
   for (auto& r : admitted) {
     r->admitted_at = Clock::now();
@@ -147,13 +150,14 @@ void DeviceWorker::Admit() {
 std::vector<std::pair<std::shared_ptr<GenerationRequest>, absl::Status>> DeviceWorker::RunStep(
     const std::vector<std::shared_ptr<GenerationRequest>>& requests) {
   // A step replaces each group's tokens and advances its generator; keep both to undo a failure.
+  // (The generator's state, not a clone: libtorch 1.13 leaks every clone.)
   struct Saved {
     torch::Tensor tokens;
-    torch::Generator generator;
+    torch::Tensor generator_state;
   };
   std::vector<Saved> saved;
   saved.reserve(requests.size());
-  for (const auto& r : requests) saved.push_back({r->group.tokens, r->generator->clone()});
+  for (const auto& r : requests) saved.push_back({r->group.tokens, r->generator->get_state()});
 
   absl::Status status;
   if (options_.fault_hook) {
@@ -170,7 +174,7 @@ std::vector<std::pair<std::shared_ptr<GenerationRequest>, absl::Status>> DeviceW
 
   for (size_t i = 0; i < requests.size(); ++i) {
     requests[i]->group.tokens = saved[i].tokens;
-    *requests[i]->generator = saved[i].generator;
+    requests[i]->generator->set_state(saved[i].generator_state);
   }
   const bool oom = IsOutOfMemoryMessage(status.message());
   if (requests.size() == 1) {
@@ -219,34 +223,43 @@ void DeviceWorker::Step() {
   // Failed requests are finished; cancellations that arrived during the step leave now too.
   DropStopped();
   StepBatcher::StepOutcome outcome = batcher_.Commit();
-  for (GenerationRequest* r : outcome.progress_due) SendProgress(*r);
+  if (!outcome.progress_due.empty()) SendProgress(outcome.progress_due);
   const Clock::time_point end = Clock::now();
   for (auto& r : outcome.finished) r->last_step_at = end;
   PublishLoad();
   if (!outcome.finished.empty()) FinishRequests(std::move(outcome.finished));
 }
 
-void DeviceWorker::SendProgress(GenerationRequest& r) {
+void DeviceWorker::SendProgress(const std::vector<GenerationRequest*>& requests) {
   const pipeline::PipelineInfo& info = pipeline_->info();
-  ProgressEvent event;
+  torch::Tensor grids;
   absl::Status status = CatchTorch("copying progress grids", [&] {
-    event.grids = r.group.tokens.to(torch::kCPU);
-    event.masked_fraction = event.grids.eq(info.codebook_size).to(torch::kFloat32).mean().item<float>();
+    std::vector<torch::Tensor> tokens;
+    for (GenerationRequest* r : requests) tokens.push_back(r->group.tokens);
+    grids = torch::cat(tokens, 0).to(torch::kCPU);
   });
   if (!status.ok()) {
-    spdlog::warn("request {}: no progress event: {}", r.id(), std::string(status.message()));
+    spdlog::warn("worker {}: no progress events this step: {}", device_name_, std::string(status.message()));
     return;
   }
-  event.step = r.steps_done;
-  event.total_steps = r.params().steps;
-  event.timestep = r.group.timestep;
-  event.grid_height = info.grid_height;
-  event.grid_width = info.grid_width;
-  if (r.first_progress_seconds < 0) {
-    r.first_progress_seconds = SecondsSince(r.admitted_at);
-    if (observer_) observer_->OnFirstProgress(r.first_progress_seconds);
+  int64_t offset = 0;
+  for (GenerationRequest* r : requests) {
+    const int64_t n = r->params().num_images;
+    ProgressEvent event;
+    event.grids = grids.narrow(0, offset, n);
+    offset += n;
+    event.masked_fraction = event.grids.eq(info.codebook_size).to(torch::kFloat32).mean().item<float>();
+    event.step = r->steps_done;
+    event.total_steps = r->params().steps;
+    event.timestep = r->group.timestep;
+    event.grid_height = info.grid_height;
+    event.grid_width = info.grid_width;
+    if (r->first_progress_seconds < 0) {
+      r->first_progress_seconds = SecondsSince(r->admitted_at);
+      if (observer_) observer_->OnFirstProgress(r->first_progress_seconds);
+    }
+    r->Deliver(std::move(event));
   }
-  r.Deliver(std::move(event));
 }
 
 void DeviceWorker::FinishRequests(std::vector<std::shared_ptr<GenerationRequest>> finished) {
@@ -301,13 +314,16 @@ void DeviceWorker::FinishRequests(std::vector<std::shared_ptr<GenerationRequest>
       r->decode_seconds = decode_seconds + SecondsSince(png_start);
       if (observer_) observer_->OnDecoded(r->decode_seconds, r->params().num_images);
       const RequestTimings timings = r->Timings(Clock::now());
-      if (!r->Complete(DoneEvent{timings, r->params().steps})) return;
-      spdlog::info(
-          "request {} finished: outcome=ok images={} steps={} queue={:.3f}s encode={:.3f}s denoise={:.3f}s "
-          "decode={:.3f}s total={:.3f}s device={}",
-          r->id(), r->params().num_images, r->params().steps, timings.queue_seconds, timings.encode_seconds,
-          timings.denoise_seconds, timings.decode_seconds, timings.total_seconds, device_name_);
-      if (observer_) observer_->OnRequestFinished(r->id(), Outcome::kOk, timings, r->params().num_images, absl::OkStatus());
+      r->Complete(DoneEvent{timings, r->params().steps}, [&] {
+        spdlog::info(
+            "request {} finished: outcome=ok images={} steps={} queue={:.3f}s encode={:.3f}s denoise={:.3f}s "
+            "decode={:.3f}s total={:.3f}s device={}",
+            r->id(), r->params().num_images, r->params().steps, timings.queue_seconds, timings.encode_seconds,
+            timings.denoise_seconds, timings.decode_seconds, timings.total_seconds, device_name_);
+        if (observer_) {
+          observer_->OnRequestFinished(r->id(), Outcome::kOk, timings, r->params().num_images, absl::OkStatus());
+        }
+      });
     });
   }
 }

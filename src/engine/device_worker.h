@@ -57,7 +57,8 @@ class DeviceWorker {
   // cause it. Returns the requests whose step failed, with their status.
   std::vector<std::pair<std::shared_ptr<GenerationRequest>, absl::Status>> RunStep(
       const std::vector<std::shared_ptr<GenerationRequest>>& requests);
-  void SendProgress(GenerationRequest& request);
+  // Copies the grids of every request that owes a progress event in one device-to-host copy.
+  void SendProgress(const std::vector<GenerationRequest*>& requests);
   void FinishRequests(std::vector<std::shared_ptr<GenerationRequest>> finished);
   void FailRequest(const std::shared_ptr<GenerationRequest>& request, const absl::Status& status, Outcome outcome);
   void PublishLoad();

@@ -12,7 +12,11 @@
 namespace vqd::engine {
 
 Engine::Engine(const EngineOptions& options, EngineObserver* observer)
-    : options_(options), observer_(observer), queue_(options.max_queue) {}
+    : options_(options),
+      observer_(observer),
+      queue_(options.max_queue, [observer](size_t size) {
+        if (observer) observer->OnQueueDepth(static_cast<int64_t>(size));
+      }) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const std::string& model_dir, const EngineOptions& options,
                                                        EngineObserver* observer) {
@@ -66,9 +70,7 @@ absl::Status Engine::Submit(const std::shared_ptr<GenerationRequest>& request) {
   absl::StatusOr<size_t> position = queue_.Push(request, [&](size_t pos) {
     request->Deliver(QueuedEvent{static_cast<int64_t>(pos)});
   });
-  if (!position.ok()) return position.status();
-  if (observer_) observer_->OnQueueDepth(static_cast<int64_t>(queue_.size()));
-  return absl::OkStatus();
+  return position.status();
 }
 
 void Engine::Cancel(const std::shared_ptr<GenerationRequest>& request) {
@@ -77,18 +79,17 @@ void Engine::Cancel(const std::shared_ptr<GenerationRequest>& request) {
     queue_.Wake();  // a running request: its worker drops it at the next step boundary
     return;
   }
-  if (observer_) observer_->OnQueueDepth(static_cast<int64_t>(queue_.size()));
   const Clock::time_point now = Clock::now();
   const Outcome outcome = request->CancellationOutcome(now);
   const absl::Status status = outcome == Outcome::kDeadline
                                   ? absl::DeadlineExceededError("the request's deadline passed while queued")
                                   : absl::CancelledError("the client cancelled the request while it was queued");
-  if (request->Fail(status, outcome)) {
+  request->Fail(status, outcome, [&] {
     const RequestTimings timings = request->Timings(now);
     spdlog::info("request {} finished: outcome={} while queued, queue={:.3f}s", request->id(), OutcomeName(outcome),
                  timings.queue_seconds);
     if (observer_) observer_->OnRequestFinished(request->id(), outcome, timings, 0, status);
-  }
+  });
 }
 
 void Engine::StopIntake() {
@@ -109,13 +110,13 @@ void Engine::Shutdown(const absl::Status& reason) {
   shut_down_ = true;
   queue_.Close();
   for (auto& r : queue_.TakeAll()) {
-    if (r->Fail(reason, Outcome::kError) && observer_) {
-      observer_->OnRequestFinished(r->id(), Outcome::kError, r->Timings(Clock::now()), 0, reason);
-    }
+    r->Fail(reason, Outcome::kError, [&] {
+      spdlog::info("request {} finished: outcome=error while queued: {}", r->id(), std::string(reason.message()));
+      if (observer_) observer_->OnRequestFinished(r->id(), Outcome::kError, r->Timings(Clock::now()), 0, reason);
+    });
   }
   for (auto& worker : workers_) worker->Stop(reason);
   output_pool_.reset();  // delivers what was already decoded
-  if (observer_) observer_->OnQueueDepth(0);
 }
 
 std::vector<std::string> Engine::device_names() const {

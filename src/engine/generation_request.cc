@@ -29,16 +29,18 @@ bool GenerationRequest::MarkFinished() {
   return finished_.compare_exchange_strong(expected, true);
 }
 
-bool GenerationRequest::Complete(const DoneEvent& done) {
+bool GenerationRequest::Complete(const DoneEvent& done, const std::function<void()>& on_finished) {
   std::lock_guard<std::mutex> lock(deliver_mu_);
   if (!MarkFinished()) return false;
+  if (on_finished) on_finished();
   sink_->Deliver(done);
   return true;
 }
 
-bool GenerationRequest::Fail(const absl::Status& status, Outcome outcome) {
+bool GenerationRequest::Fail(const absl::Status& status, Outcome outcome, const std::function<void()>& on_finished) {
   std::lock_guard<std::mutex> lock(deliver_mu_);
   if (!MarkFinished()) return false;
+  if (on_finished) on_finished();
   sink_->Fail(status, outcome);
   return true;
 }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,9 +34,11 @@ class GenerationRequest {
   // Events go to the sink until the request is finished; Finish/Fail happen exactly once (later
   // calls are ignored), so racing paths (cancel vs. completion) cannot answer twice.
   void Deliver(RequestEvent event);
-  // Sends DoneEvent and reports the timings; returns false if already finished.
-  bool Complete(const DoneEvent& done);
-  bool Fail(const absl::Status& status, Outcome outcome);
+  // Sends DoneEvent; returns false if already finished. `on_finished` (logs, metrics) runs first,
+  // once, before the client can see the end, so that a client reading metrics after its last
+  // event finds its request counted.
+  bool Complete(const DoneEvent& done, const std::function<void()>& on_finished = {});
+  bool Fail(const absl::Status& status, Outcome outcome, const std::function<void()>& on_finished = {});
   bool finished() const { return finished_.load(); }
   // The outcome a cancelled request should report: deadline if its deadline passed, else cancelled.
   Outcome CancellationOutcome(Clock::time_point now) const;

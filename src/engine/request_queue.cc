@@ -17,6 +17,7 @@ absl::StatusOr<size_t> RequestQueue::Push(std::shared_ptr<GenerationRequest> req
   auto [it, inserted] = entries_.insert(Entry{request->params().priority, next_sequence_++, std::move(request)});
   const size_t position = static_cast<size_t>(std::distance(entries_.begin(), it));
   if (on_accepted) on_accepted(position);
+  SizeChanged();
   return position;
 }
 
@@ -37,6 +38,7 @@ std::vector<std::shared_ptr<GenerationRequest>> RequestQueue::PopFitting(
     out.push_back(request);
     it = entries_.erase(it);
   }
+  if (!out.empty() || (dropped && !dropped->empty())) SizeChanged();
   return out;
 }
 
@@ -45,6 +47,7 @@ bool RequestQueue::Remove(const GenerationRequest* request) {
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->request.get() == request) {
       entries_.erase(it);
+      SizeChanged();
       return true;
     }
   }
@@ -56,6 +59,7 @@ std::vector<std::shared_ptr<GenerationRequest>> RequestQueue::TakeAll() {
   std::vector<std::shared_ptr<GenerationRequest>> out;
   for (const Entry& e : entries_) out.push_back(e.request);
   entries_.clear();
+  SizeChanged();
   return out;
 }
 

@@ -19,7 +19,10 @@ namespace vqd::engine {
 
 class RequestQueue {
  public:
-  explicit RequestQueue(size_t capacity) : capacity_(capacity) {}
+  // `on_size_change(size)` runs under the queue's lock after every change, so that a gauge fed
+  // from it can never be overwritten by a stale size.
+  explicit RequestQueue(size_t capacity, std::function<void(size_t size)> on_size_change = {})
+      : capacity_(capacity), on_size_change_(std::move(on_size_change)) {}
 
   // Takes the request and returns how many requests are ahead of it. RESOURCE_EXHAUSTED when the
   // queue holds `capacity` requests, UNAVAILABLE once closed; the caller then keeps the request
@@ -64,7 +67,12 @@ class RequestQueue {
     }
   };
 
+  void SizeChanged() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (on_size_change_) on_size_change_(entries_.size());
+  }
+
   const size_t capacity_;
+  const std::function<void(size_t)> on_size_change_;
   mutable absl::Mutex mu_;
   std::set<Entry> entries_ ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;

@@ -71,6 +71,17 @@ bool GetNonNegative(const nlohmann::json& value, uint64_t* out) {
   return true;
 }
 
+// A header value for error messages. Not value.dump() alone: it recurses once per nesting level, so
+// a hostile header nested a million levels deep would overflow the stack.
+std::string Describe(const nlohmann::json& value) {
+  if (value.is_structured()) {
+    for (const nlohmann::json& item : value) {
+      if (item.is_structured()) return absl::StrCat("a nested ", value.type_name());
+    }
+  }
+  return value.dump().substr(0, 100);
+}
+
 absl::StatusOr<Entry> ParseEntry(const std::string& file, const std::string& name, const nlohmann::json& desc,
                                  uint64_t data_size) {
   const std::string where = absl::StrCat("tensor \"", name, "\"");
@@ -99,7 +110,7 @@ absl::StatusOr<Entry> ParseEntry(const std::string& file, const std::string& nam
   for (const nlohmann::json& dim : *shape_it) {
     uint64_t d = 0;
     if (!GetNonNegative(dim, &d)) {
-      return Invalid(file, absl::StrCat(where, ": shape entries must be non-negative integers, got ", dim.dump()));
+      return Invalid(file, absl::StrCat(where, ": shape entries must be non-negative integers, got ", Describe(dim)));
     }
     entry.shape.push_back(static_cast<int64_t>(d));
   }
@@ -114,7 +125,7 @@ absl::StatusOr<Entry> ParseEntry(const std::string& file, const std::string& nam
   if (!offsets_it->is_array() || offsets_it->size() != 2 || !GetNonNegative((*offsets_it)[0], &entry.begin) ||
       !GetNonNegative((*offsets_it)[1], &entry.end)) {
     return Invalid(file, absl::StrCat(where, ": \"data_offsets\" must be two non-negative integers, got ",
-                                      offsets_it->dump().substr(0, 100)));
+                                      Describe(*offsets_it)));
   }
   if (entry.begin > entry.end || entry.end > data_size) {
     return Invalid(file, absl::StrCat(where, ": data_offsets [", entry.begin, ", ", entry.end,
@@ -235,7 +246,7 @@ absl::StatusOr<Serialized> BuildSerialized(const TensorMap& tensors, const Safet
     }
     torch::Tensor cpu;
     VQD_RETURN_IF_ERROR(CatchTorch(absl::StrCat("copying tensor \"", name, "\" to the CPU"),
-                                   [&] { cpu = tensor.detach().to(torch::kCPU).contiguous(); }));
+                                   [&cpu, &t = tensor] { cpu = t.detach().to(torch::kCPU).contiguous(); }));
     ordered.emplace_back(name, std::move(cpu));
   }
   // Larger elements first keeps every offset a multiple of its element size (the data section

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "base/torch_util.h"
+#include "diffusion/gumbel_sampler.h"
 #include "diffusion/vq_schedule.h"
 #include "io/file_util.h"
 #include "io/safetensors.h"
@@ -50,6 +51,24 @@ PresetConfigs ConfigsFor(ModelPreset preset) {
     c.text.hidden_size = 32;
     c.text.intermediate_size = 37;
     c.text.num_hidden_layers = 2;
+    c.text.num_attention_heads = 4;
+  } else if (preset == ModelPreset::kSmall) {
+    c.transformer.num_attention_heads = 4;
+    c.transformer.attention_head_dim = 64;
+    c.transformer.num_layers = 4;
+    c.transformer.num_vector_embeds = 1025;
+    c.transformer.sample_size = 16;
+    c.transformer.cross_attention_dim = 256;
+    c.vqvae.block_out_channels = {64, 128, 128};
+    c.vqvae.down_block_types = {"DownEncoderBlock2D", "DownEncoderBlock2D", "AttnDownEncoderBlock2D"};
+    c.vqvae.up_block_types = {"AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"};
+    c.vqvae.layers_per_block = 1;
+    c.vqvae.latent_channels = 64;
+    c.vqvae.num_vq_embeddings = 1024;
+    c.vqvae.vq_embed_dim = 64;
+    c.text.hidden_size = 256;
+    c.text.intermediate_size = 1024;
+    c.text.num_hidden_layers = 4;
     c.text.num_attention_heads = 4;
   } else {  // ITHQ (spec section 0): 36 x 1408 transformer, 4096 codes on 32x32, CLIP ViT-B/32 text tower.
     c.vqvae.block_out_channels = {64, 128, 256, 512};
@@ -110,8 +129,9 @@ absl::Status WriteComponent(const fs::path& dir, const std::string& stem, torch:
 absl::StatusOr<ModelPreset> ParseModelPreset(absl::string_view name) {
   const std::string n = absl::AsciiStrToLower(name);
   if (n == "tiny") return ModelPreset::kTiny;
+  if (n == "small") return ModelPreset::kSmall;
   if (n == "ithq") return ModelPreset::kIthq;
-  return absl::InvalidArgumentError(absl::StrCat("unknown model preset \"", name, "\"; expected tiny or ithq"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown model preset \"", name, "\"; expected tiny, small or ithq"));
 }
 
 absl::Status MakeRandomModel(const std::string& out_dir, const MakeModelOptions& options) {
@@ -129,8 +149,7 @@ absl::Status MakeRandomModel(const std::string& out_dir, const MakeModelOptions&
   const nn::TensorPlacement cpu{torch::kCPU, torch::kFloat32};
 
   return CatchTorch(absl::StrCat("writing a random model to ", out_dir), [&] {
-    torch::Generator gen = at::globalContext().defaultGenerator(torch::kCPU).clone();
-    gen.set_current_seed(options.seed);
+    torch::Generator gen = diffusion::MakeGenerator(torch::kCPU, options.seed);
     auto check = [](const absl::Status& s) { TORCH_CHECK(s.ok(), std::string(s.message())); };
 
     nlohmann::json index = {
@@ -147,7 +166,7 @@ absl::Status MakeRandomModel(const std::string& out_dir, const MakeModelOptions&
     check(WriteJson(root / "scheduler" / "scheduler_config.json", c.scheduler.ToJson()));
     check(text::WriteTinyClipTokenizer((root / "tokenizer").string(), c.tokenizer_merges));
     text::ClipTextConfig text_config = c.text;
-    if (options.preset == ModelPreset::kTiny) {
+    if (options.preset != ModelPreset::kIthq) {
       auto tokenizer = text::ClipTokenizer::Load((root / "tokenizer").string());
       check(tokenizer.status());
       text_config.vocab_size = tokenizer->vocab_size();

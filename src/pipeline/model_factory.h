@@ -1,7 +1,8 @@
 // Writes a complete diffusers-layout model directory with random weights, so that the server, the
 // tests and the benchmarks run without any download: "tiny" (a few hundred thousand parameters,
-// 32x32 images, the project's own small BPE vocabulary) or "ithq" (the real ITHQ shapes, 1.5 B
-// parameters, for benchmarks).
+// 32x32 images, the project's own small BPE vocabulary), "small" (a mid-size model of 6 M
+// parameters with the ITHQ structure, 64x64 images: CPU benchmarks) or "ithq" (the real ITHQ
+// shapes, 1.5 B parameters, for GPU benchmarks).
 #pragma once
 
 #include <string>
@@ -13,7 +14,7 @@
 
 namespace vqd::pipeline {
 
-enum class ModelPreset { kTiny, kIthq };
+enum class ModelPreset { kTiny, kSmall, kIthq };
 
 absl::StatusOr<ModelPreset> ParseModelPreset(absl::string_view name);
 

@@ -46,12 +46,12 @@ grpc::ServerWriteReactor<v1::GenerateEvent>* VqDiffusionService::Generate(grpc::
   const std::string request_id = params.ok() ? params->request_id : "-";
   auto stream = std::make_shared<EventStream>(request_id);
   if (!status.ok()) {
+    const engine::Outcome outcome = status.code() == absl::StatusCode::kUnauthenticated ? engine::Outcome::kRejected
+                                                                                          : RefusalOutcome(status);
+    if (metrics_) metrics_->OnRequestRefused(outcome);  // counted before the client sees the status
     auto* reactor = new GenerateReactor(stream, nullptr);
     stream->Attach(reactor);
     stream->FinishNow(ToGrpcStatus(status));
-    const engine::Outcome outcome = status.code() == absl::StatusCode::kUnauthenticated ? engine::Outcome::kRejected
-                                                                                          : RefusalOutcome(status);
-    if (metrics_) metrics_->OnRequestRefused(outcome);
     spdlog::info("request {} finished: outcome={} status={} \"{}\" peer={}", request_id,
                  engine::OutcomeName(outcome), absl::StatusCodeToString(status.code()), std::string(status.message()),
                  context->peer());

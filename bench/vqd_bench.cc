@@ -1,0 +1,321 @@
+// vqd-bench: what the service costs. Prints markdown tables (device, date and command included)
+// that bench/RESULTS.md collects.
+//
+//   vqd-bench pipeline --model DIR [--device D] [--dtype T] [--images 1,8,32] [--steps N] [--guidance G]
+//       In-process pipeline: one request of K images per row of the table. End-to-end seconds,
+//       images/s, seconds per step, the transformer alone (rows/forward, ms, TFLOP/s), peak memory.
+//   vqd-bench server --model DIR [--device D] [--dtype T] [--max-batch R] [--clients 1,8,64]
+//                    [--requests-per-client K] [--steps N] [--guidance G] [--images K] [--unbatched-baseline]
+//       The real gRPC service on loopback with C concurrent streaming clients: images/s, latency
+//       p50/p99, time from a request starting to run to its first progress event. With
+//       --unbatched-baseline the same load also runs against a server whose batch holds one
+//       request (no cross-request batching), side by side.
+//   vqd-bench server --server HOST:PORT ...   the same against a server that is already running.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <iostream>
+#include <numeric>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "base/cli_args.h"
+#include "base/status_macros.h"
+#include "base/torch_util.h"
+#include "pipeline/generate.h"
+#include "server/server_app.h"
+#include "transformer_flops.h"
+#include "vqdiffusion/v1/vqdiffusion.grpc.pb.h"
+
+namespace {
+
+namespace v1 = vqdiffusion::v1;
+using Clock = std::chrono::steady_clock;
+using vqd::CliArgs;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const double rank = p / 100.0 * static_cast<double>(values.size() - 1);
+  const size_t lo = static_cast<size_t>(rank);
+  const size_t hi = std::min(lo + 1, values.size() - 1);
+  return values[lo] + (values[hi] - values[lo]) * (rank - static_cast<double>(lo));
+}
+
+double PeakRssGiB() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB
+}
+
+absl::StatusOr<std::vector<int64_t>> IntList(const CliArgs& args, const std::string& name, const std::string& fallback) {
+  std::vector<int64_t> out;
+  for (absl::string_view part : absl::StrSplit(args.Get(name).value_or(fallback), ',', absl::SkipEmpty())) {
+    int64_t v;
+    if (!absl::SimpleAtoi(part, &v) || v < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " takes positive integers separated by commas"));
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+void Sync(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+std::string Header(const std::string& what, const std::string& device) {
+  const std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M", std::localtime(&now));
+  return absl::StrFormat("### %s (%s, %s, libtorch %s, %u CPU threads)\n", what, device, date, TORCH_VERSION,
+                         std::thread::hardware_concurrency());
+}
+
+absl::Status RunPipelineBench(const CliArgs& args) {
+  VQD_ASSIGN_OR_RETURN(std::string model_dir, args.Required("model"));
+  vqd::pipeline::PipelineOptions options;
+  VQD_ASSIGN_OR_RETURN(options.device, vqd::ParseDevice(args.Get("device").value_or("cpu")));
+  VQD_ASSIGN_OR_RETURN(options.dtype, vqd::ParseDtype(args.Get("dtype").value_or("fp32")));
+  VQD_ASSIGN_OR_RETURN(std::vector<int64_t> image_counts, IntList(args, "images", "1,4"));
+  VQD_ASSIGN_OR_RETURN(int64_t steps, args.Int("steps", 20));
+  VQD_ASSIGN_OR_RETURN(double guidance, args.Double("guidance", 5.0));
+  VQD_ASSIGN_OR_RETURN(auto pipeline, vqd::pipeline::VqDiffusionPipeline::Load(model_dir, options));
+  const auto& info = pipeline->info();
+  const double flops_per_row = vqd::bench::TransformerFlopsPerRow(pipeline->transformer()->config());
+
+  std::cout << Header("pipeline, in process", info.device.str()) << "\n"
+            << absl::StrFormat("model %s (%.1f M transformer parameters, %.3f TFLOP per row and step), %s, %d steps, "
+                               "guidance %.1f, load %.2f s\n\n",
+                               info.model_name, static_cast<double>(info.transformer_parameters) / 1e6,
+                               flops_per_row / 1e12, vqd::DtypeName(info.dtype), steps, guidance, info.load_seconds)
+            << "| images | end to end s | images/s | s/step | transformer rows | forward ms | TFLOP/s | peak device GiB | peak RSS GiB |\n"
+            << "|---|---|---|---|---|---|---|---|---|\n";
+  for (int64_t images : image_counts) {
+    vqd::pipeline::GenerateParams params;
+    params.prompt = "a photo of a red car parked by the sea";
+    params.num_images = images;
+    params.steps = steps;
+    params.guidance_scale = static_cast<float>(guidance);
+    params.seed = 1;
+    // Warm-up (allocator, kernels), then the measured run.
+    params.steps = std::min<int64_t>(2, steps);
+    VQD_RETURN_IF_ERROR(vqd::pipeline::Generate(*pipeline, params).status());
+    params.steps = steps;
+    vqd::ResetPeakDeviceMemory(info.device);
+    Sync(info.device);
+    const auto start = Clock::now();
+    VQD_RETURN_IF_ERROR(vqd::pipeline::Generate(*pipeline, params).status());
+    Sync(info.device);
+    const double total = Seconds(Clock::now() - start);
+
+    // The transformer alone at the batch this request runs (2 rows per image with guidance).
+    const int64_t rows = vqd::pipeline::VqDiffusionPipeline::RowsFor(images, params.guidance_scale > 1);
+    double forward_ms = 0;
+    VQD_RETURN_IF_ERROR(vqd::CatchTorch("timing the transformer", [&] {
+      torch::InferenceMode guard;
+      const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(info.device);
+      torch::Tensor tokens = torch::randint(0, info.codebook_size + 1, {rows, info.num_latent_pixels}, opts);
+      torch::Tensor timesteps = torch::full({rows}, info.num_train_timesteps / 2, opts);
+      vqd::model::TextContext context;
+      for (const auto& kv : pipeline->null_context()) {
+        context.push_back({kv.key.expand({rows, -1, -1}), kv.value.expand({rows, -1, -1})});
+      }
+      pipeline->transformer()(tokens, timesteps, context);  // warm-up
+      Sync(info.device);
+      constexpr int kRepeats = 3;
+      const auto t0 = Clock::now();
+      for (int i = 0; i < kRepeats; ++i) pipeline->transformer()(tokens, timesteps, context);
+      Sync(info.device);
+      forward_ms = Seconds(Clock::now() - t0) / kRepeats * 1000;
+    }));
+    const double tflops = flops_per_row * static_cast<double>(rows) / (forward_ms / 1000) / 1e12;
+    const auto memory = vqd::QueryDeviceMemory(info.device);
+    std::cout << absl::StrFormat("| %d | %.2f | %.3f | %.3f | %d | %.1f | %.2f | %s | %.2f |\n", images, total,
+                                 static_cast<double>(images) / total, total / static_cast<double>(steps), rows,
+                                 forward_ms, tflops,
+                                 memory ? absl::StrFormat("%.2f", memory->peak_allocated_bytes / 1073741824.0) : "n/a",
+                                 PeakRssGiB())
+              << std::flush;
+  }
+  std::cout << "\n";
+  return absl::OkStatus();
+}
+
+struct LoadResult {
+  int64_t requests = 0, images = 0, failures = 0;
+  double wall_seconds = 0;
+  std::vector<double> latencies;        // call start -> Done
+  std::vector<double> first_progress;   // Started -> first Progress, as the client sees it
+  std::string first_error;
+};
+
+// `clients` threads each send `per_client` requests back to back.
+LoadResult RunLoad(const std::string& target, int64_t clients, int64_t per_client, const v1::GenerateRequest& request) {
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(64 << 20);
+  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), channel_args);
+  auto stub = v1::VqDiffusion::NewStub(channel);
+  LoadResult result;
+  std::mutex mu;
+  std::vector<std::thread> threads;
+  const auto start = Clock::now();
+  for (int64_t c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int64_t i = 0; i < per_client; ++i) {
+        v1::GenerateRequest r = request;
+        r.set_seed(static_cast<uint64_t>(c * 1000 + i));
+        grpc::ClientContext context;
+        const auto call_start = Clock::now();
+        Clock::time_point started, first_progress;
+        int64_t images = 0;
+        auto reader = stub->Generate(&context, r);
+        v1::GenerateEvent event;
+        while (reader->Read(&event)) {
+          if (event.has_started()) started = Clock::now();
+          if (event.has_progress() && first_progress == Clock::time_point{}) first_progress = Clock::now();
+          if (event.has_image()) ++images;
+        }
+        grpc::Status status = reader->Finish();
+        const double latency = Seconds(Clock::now() - call_start);
+        std::lock_guard<std::mutex> lock(mu);
+        ++result.requests;
+        if (!status.ok()) {
+          ++result.failures;
+          if (result.first_error.empty()) result.first_error = status.error_message();
+          continue;
+        }
+        result.images += images;
+        result.latencies.push_back(latency);
+        if (started != Clock::time_point{} && first_progress != Clock::time_point{}) {
+          result.first_progress.push_back(Seconds(first_progress - started));
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  result.wall_seconds = Seconds(Clock::now() - start);
+  return result;
+}
+
+absl::Status RunServerBench(const CliArgs& args) {
+  VQD_ASSIGN_OR_RETURN(std::vector<int64_t> client_counts, IntList(args, "clients", "1,8"));
+  VQD_ASSIGN_OR_RETURN(int64_t per_client, args.Int("requests-per-client", 3));
+  VQD_ASSIGN_OR_RETURN(int64_t steps, args.Int("steps", 20));
+  VQD_ASSIGN_OR_RETURN(int64_t images, args.Int("images", 1));
+  VQD_ASSIGN_OR_RETURN(double guidance, args.Double("guidance", 5.0));
+  VQD_ASSIGN_OR_RETURN(int64_t max_batch, args.Int("max-batch", 64));
+  v1::GenerateRequest request;
+  request.set_prompt("a photo of a red car parked by the sea");
+  request.set_steps(static_cast<uint32_t>(steps));
+  request.set_num_images(static_cast<uint32_t>(images));
+  request.set_guidance_scale(static_cast<float>(guidance));
+  request.set_progress_interval(1);
+  const int64_t rows = guidance > 1 ? 2 * images : images;
+
+  // Configurations to compare: the server as configured, and optionally one without
+  // cross-request batching (its batch holds exactly one request).
+  struct Setup {
+    std::string label;
+    int64_t max_batch;
+  };
+  std::vector<Setup> setups = {{absl::StrCat("batched (max ", max_batch, " rows)"), max_batch}};
+  if (args.Has("unbatched-baseline")) setups.push_back({absl::StrCat("one request per step (", rows, " rows)"), rows});
+
+  std::string device_label = "external server";
+  std::vector<std::string> lines;
+  for (const Setup& setup : setups) {
+    std::unique_ptr<vqd::server::ServerApp> app;
+    std::string target;
+    if (auto server = args.Get("server")) {
+      if (setups.size() > 1) return absl::InvalidArgumentError("--unbatched-baseline needs --model (an in-process server)");
+      target = *server;
+    } else {
+      vqd::server::ServerConfig config;
+      VQD_ASSIGN_OR_RETURN(config.model_dir, args.Required("model"));
+      VQD_ASSIGN_OR_RETURN(torch::Device device, vqd::ParseDevice(args.Get("device").value_or("cpu")));
+      config.devices = {device};
+      VQD_ASSIGN_OR_RETURN(config.dtype, vqd::ParseDtype(args.Get("dtype").value_or(device.is_cuda() ? "fp16" : "fp32")));
+      config.listen = "127.0.0.1:0";
+      config.metrics_port = -1;
+      config.max_batch_rows = setup.max_batch;
+      config.max_queue = 4096;
+      config.limits.max_images = std::max<int64_t>(images, 16);
+      VQD_ASSIGN_OR_RETURN(app, vqd::server::ServerApp::Start(config));
+      target = absl::StrCat("127.0.0.1:", app->grpc_port());
+      device_label = absl::StrCat(device.str(), " ", vqd::DtypeName(config.dtype), ", model ", app->engine().info().model_name);
+    }
+    RunLoad(target, 1, 1, request);  // warm-up
+    for (int64_t clients : client_counts) {
+      LoadResult r = RunLoad(target, clients, per_client, request);
+      if (r.failures > 0) {
+        return absl::InternalError(absl::StrCat(r.failures, " of ", r.requests, " requests failed: ", r.first_error));
+      }
+      lines.push_back(absl::StrFormat("| %s | %d | %d | %.3f | %.2f | %.2f | %.1f | %.1f |", setup.label, clients,
+                                      r.requests, static_cast<double>(r.images) / r.wall_seconds,
+                                      Percentile(r.latencies, 50), Percentile(r.latencies, 99),
+                                      Percentile(r.first_progress, 50) * 1000, Percentile(r.first_progress, 99) * 1000));
+      std::cerr << lines.back() << "\n";
+    }
+    if (app) app->Drain(absl::Seconds(5));
+  }
+  std::cout << Header("server over gRPC on loopback", device_label) << "\n"
+            << absl::StrFormat("%d steps, %d image(s) per request, guidance %.1f (%d rows per request), %d requests per client\n\n",
+                               steps, images, guidance, rows, per_client)
+            << "| server | clients | requests | images/s | latency p50 s | latency p99 s | first progress p50 ms | first progress p99 ms |\n"
+            << "|---|---|---|---|---|---|---|---|\n"
+            << absl::StrJoin(lines, "\n") << "\n\n";
+  return absl::OkStatus();
+}
+
+constexpr char kUsage[] = R"(usage:
+  vqd-bench pipeline --model DIR [--device cpu|cuda:N] [--dtype fp32|fp16|bf16] [--images 1,8,32]
+                     [--steps N] [--guidance G]
+  vqd-bench server (--model DIR [--device D] [--dtype T] [--max-batch R] [--unbatched-baseline] | --server HOST:PORT)
+                   [--clients 1,8,64] [--requests-per-client K] [--steps N] [--images K] [--guidance G]
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_level(spdlog::level::warn);
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string mode = argv[1];
+  const std::vector<std::string> rest(argv + 2, argv + argc);
+  std::set<std::string> valued, switches;
+  if (mode == "pipeline") {
+    valued = {"model", "device", "dtype", "images", "steps", "guidance"};
+  } else if (mode == "server") {
+    valued = {"model", "server", "device", "dtype", "max-batch", "clients", "requests-per-client", "steps", "images",
+              "guidance"};
+    switches = {"unbatched-baseline"};
+  } else {
+    std::cerr << kUsage;
+    return 2;
+  }
+  absl::StatusOr<CliArgs> args = CliArgs::Parse(rest, valued, switches);
+  if (!args.ok()) {
+    std::cerr << "vqd-bench: " << args.status().message() << "\n" << kUsage;
+    return 2;
+  }
+  std::cout << "command: " << absl::StrJoin(std::vector<std::string>(argv, argv + argc), " ") << "\n\n";
+  absl::Status status = mode == "pipeline" ? RunPipelineBench(*args) : RunServerBench(*args);
+  if (!status.ok()) {
+    std::cerr << "vqd-bench: " << status.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
