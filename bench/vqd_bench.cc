@@ -11,6 +11,9 @@
 //       --unbatched-baseline the same load also runs against a server whose batch holds one
 //       request (no cross-request batching), side by side.
 //   vqd-bench server --server HOST:PORT ...   the same against a server that is already running.
+//   vqd-bench agreement --model DIR [--device D] [--dtype fp16|bf16] [--seeds K] [--steps N]
+//       Final token grids of K seeds in half precision against float32 on the same device:
+//       the share of tokens that agree.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -30,6 +33,10 @@
 #include "base/cli_args.h"
 #include "base/status_macros.h"
 #include "base/torch_util.h"
+#include "diffusion/gumbel_sampler.h"
+#include "diffusion/guidance.h"
+#include "diffusion/q_posterior.h"
+#include "diffusion/truncation.h"
 #include "pipeline/generate.h"
 #include "server/server_app.h"
 #include "transformer_flops.h"
@@ -82,6 +89,18 @@ std::string Header(const std::string& what, const std::string& device) {
                          std::thread::hardware_concurrency());
 }
 
+absl::Status ProfileStep(vqd::pipeline::VqDiffusionPipeline& pipeline, int64_t images, double guidance);
+
+// The pipeline's unconditional text context repeated for `rows` transformer rows (a stand-in
+// for real prompts: the transformer's cost does not depend on the text).
+vqd::model::TextContext NullContextRows(const vqd::pipeline::VqDiffusionPipeline& pipeline, int64_t rows) {
+  vqd::model::TextContext context;
+  for (const auto& kv : pipeline.null_context()) {
+    context.push_back({kv.key.expand({rows, -1, -1}), kv.value.expand({rows, -1, -1})});
+  }
+  return context;
+}
+
 absl::Status RunPipelineBench(const CliArgs& args) {
   VQD_ASSIGN_OR_RETURN(std::string model_dir, args.Required("model"));
   vqd::pipeline::PipelineOptions options;
@@ -127,10 +146,7 @@ absl::Status RunPipelineBench(const CliArgs& args) {
       const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(info.device);
       torch::Tensor tokens = torch::randint(0, info.codebook_size + 1, {rows, info.num_latent_pixels}, opts);
       torch::Tensor timesteps = torch::full({rows}, info.num_train_timesteps / 2, opts);
-      vqd::model::TextContext context;
-      for (const auto& kv : pipeline->null_context()) {
-        context.push_back({kv.key.expand({rows, -1, -1}), kv.value.expand({rows, -1, -1})});
-      }
+      const vqd::model::TextContext context = NullContextRows(*pipeline, rows);
       pipeline->transformer()(tokens, timesteps, context);  // warm-up
       Sync(info.device);
       constexpr int kRepeats = 3;
@@ -141,7 +157,7 @@ absl::Status RunPipelineBench(const CliArgs& args) {
     }));
     const double tflops = flops_per_row * static_cast<double>(rows) / (forward_ms / 1000) / 1e12;
     const auto memory = vqd::QueryDeviceMemory(info.device);
-    std::cout << absl::StrFormat("| %d | %.2f | %.3f | %.3f | %d | %.1f | %.2f | %s | %.2f |\n", images, total,
+    std::cout << absl::StrFormat("| %d | %.2f | %.3f | %.3f | %d | %.1f | %.4g | %s | %.2f |\n", images, total,
                                  static_cast<double>(images) / total, total / static_cast<double>(steps), rows,
                                  forward_ms, tflops,
                                  memory ? absl::StrFormat("%.2f", memory->peak_allocated_bytes / 1073741824.0) : "n/a",
@@ -149,6 +165,62 @@ absl::Status RunPipelineBench(const CliArgs& args) {
               << std::flush;
   }
   std::cout << "\n";
+  return ProfileStep(*pipeline, image_counts.back(), guidance);
+}
+
+// Where one denoising step's time goes, phase by phase, at `images` guided images: the
+// transformer pass, then the scheduler's work on its output (the same functions DenoiseStep runs).
+absl::Status ProfileStep(vqd::pipeline::VqDiffusionPipeline& pipeline, int64_t images, double guidance) {
+  const auto& info = pipeline.info();
+  const bool guided = guidance > 1;
+  const int64_t rows = vqd::pipeline::VqDiffusionPipeline::RowsFor(images, guided);
+  std::vector<std::pair<std::string, double>> phases;
+  VQD_RETURN_IF_ERROR(vqd::CatchTorch("profiling a step", [&] {
+    torch::InferenceMode guard;
+    const auto long_opts = torch::TensorOptions().dtype(torch::kInt64).device(info.device);
+    torch::Tensor tokens = torch::randint(0, info.codebook_size + 1, {rows, info.num_latent_pixels}, long_opts);
+    torch::Tensor timesteps = torch::full({rows}, info.num_train_timesteps / 2, long_opts);
+    const vqd::model::TextContext context = NullContextRows(pipeline, rows);
+    torch::Generator generator = vqd::diffusion::MakeGenerator(info.device, 0);
+    auto timed = [&](const std::string& name, const std::function<torch::Tensor()>& fn) {
+      fn();  // warm-up
+      Sync(info.device);
+      const auto start = Clock::now();
+      torch::Tensor out = fn();
+      Sync(info.device);
+      phases.emplace_back(name, Seconds(Clock::now() - start) * 1000);
+      return out;
+    };
+    torch::Tensor log_p = timed("transformer forward (incl. float64 log-softmax)",
+                                [&] { return pipeline.transformer()(tokens, timesteps, context); });
+    torch::Tensor x0 = log_p.narrow(0, rows - images, images);
+    const auto float_opts = torch::TensorOptions().dtype(torch::kFloat32).device(info.device);
+    if (guided) {
+      x0 = timed("classifier-free guidance + renormalisation", [&] {
+        return vqd::diffusion::ApplyGuidance(log_p.narrow(0, 0, images), log_p.narrow(0, images, images),
+                                             torch::full({images}, static_cast<float>(guidance), float_opts));
+      });
+    }
+    x0 = timed("truncation (sort, cumsum, scatter) + clamp", [&] {
+      return vqd::diffusion::Truncate(x0, torch::full({images}, 0.86f, float_opts)).clamp_min(-70.0);
+    });
+    torch::Tensor x_t = tokens.narrow(0, 0, images);
+    torch::Tensor t = timesteps.narrow(0, 0, images);
+    torch::Tensor posterior = timed("q_posterior", [&] { return vqd::diffusion::QPosterior(pipeline.schedule(), x0, x_t, t); });
+    torch::Tensor uniform = timed("uniform noise (torch.rand)", [&] {
+      return vqd::diffusion::DrawUniform(generator, posterior.sizes(), info.device);
+    });
+    timed("Gumbel-max sampling", [&] { return vqd::diffusion::GumbelArgmax(posterior, uniform); });
+  }));
+  double total = 0;
+  for (const auto& [name, ms] : phases) total += ms;
+  std::cout << absl::StrFormat("Profile of one step at %d image(s) (%d transformer rows), %s:\n\n", images, rows,
+                               info.device.str())
+            << "| phase | ms | share |\n|---|---|---|\n";
+  for (const auto& [name, ms] : phases) {
+    std::cout << absl::StrFormat("| %s | %.2f | %.1f%% |\n", name, ms, 100 * ms / total);
+  }
+  std::cout << absl::StrFormat("| total | %.2f | |\n\n", total);
   return absl::OkStatus();
 }
 
@@ -278,11 +350,57 @@ absl::Status RunServerBench(const CliArgs& args) {
   return absl::OkStatus();
 }
 
+absl::Status RunAgreementBench(const CliArgs& args) {
+  VQD_ASSIGN_OR_RETURN(std::string model_dir, args.Required("model"));
+  VQD_ASSIGN_OR_RETURN(torch::Device device, vqd::ParseDevice(args.Get("device").value_or("cpu")));
+  VQD_ASSIGN_OR_RETURN(torch::Dtype half, vqd::ParseDtype(args.Get("dtype").value_or("fp16")));
+  VQD_ASSIGN_OR_RETURN(int64_t seeds, args.Int("seeds", 4));
+  VQD_ASSIGN_OR_RETURN(int64_t steps, args.Int("steps", 100));
+  VQD_ASSIGN_OR_RETURN(double guidance, args.Double("guidance", 5.0));
+  const std::vector<std::string> prompts = {"teddy bear playing in the pool", "a red car parked by the sea",
+                                            "a bowl of fruit on a wooden table", "a long exposure photo of waterfall"};
+  auto final_grids = [&](torch::Dtype dtype) -> absl::StatusOr<std::vector<torch::Tensor>> {
+    vqd::pipeline::PipelineOptions options;
+    options.device = device;
+    options.dtype = dtype;
+    options.variant = "";  // both from the same full-precision weights
+    VQD_ASSIGN_OR_RETURN(auto pipeline, vqd::pipeline::VqDiffusionPipeline::Load(model_dir, options));
+    std::vector<torch::Tensor> grids;
+    for (int64_t s = 0; s < seeds; ++s) {
+      vqd::pipeline::GenerateParams params;
+      params.prompt = prompts[static_cast<size_t>(s) % prompts.size()];
+      params.steps = steps;
+      params.guidance_scale = static_cast<float>(guidance);
+      params.seed = static_cast<uint64_t>(s);
+      VQD_ASSIGN_OR_RETURN(auto result, vqd::pipeline::Generate(*pipeline, params));
+      grids.push_back(result.tokens);
+    }
+    return grids;
+  };
+  VQD_ASSIGN_OR_RETURN(auto reference, final_grids(torch::kFloat32));
+  VQD_ASSIGN_OR_RETURN(auto reduced, final_grids(half));
+  std::cout << Header("half-precision agreement", device.str()) << "\n"
+            << absl::StrFormat("model %s, %d steps, guidance %.1f, %s against fp32, same weights and seeds\n\n",
+                               model_dir, steps, guidance, vqd::DtypeName(half))
+            << "| seed | prompt | tokens equal |\n|---|---|---|\n";
+  int64_t equal = 0, total = 0;
+  for (int64_t s = 0; s < seeds; ++s) {
+    const int64_t e = reference[s].eq(reduced[s]).sum().item<int64_t>();
+    equal += e;
+    total += reference[s].numel();
+    std::cout << absl::StrFormat("| %d | %s | %.2f%% |\n", s, prompts[static_cast<size_t>(s) % prompts.size()],
+                                 100.0 * static_cast<double>(e) / static_cast<double>(reference[s].numel()));
+  }
+  std::cout << absl::StrFormat("| all | | **%.2f%%** of %d tokens |\n\n", 100.0 * static_cast<double>(equal) / static_cast<double>(total), total);
+  return absl::OkStatus();
+}
+
 constexpr char kUsage[] = R"(usage:
   vqd-bench pipeline --model DIR [--device cpu|cuda:N] [--dtype fp32|fp16|bf16] [--images 1,8,32]
                      [--steps N] [--guidance G]
   vqd-bench server (--model DIR [--device D] [--dtype T] [--max-batch R] [--unbatched-baseline] | --server HOST:PORT)
                    [--clients 1,8,64] [--requests-per-client K] [--steps N] [--images K] [--guidance G]
+  vqd-bench agreement --model DIR [--device D] [--dtype fp16|bf16] [--seeds K] [--steps N] [--guidance G]
 )";
 
 }  // namespace
@@ -302,6 +420,8 @@ int main(int argc, char** argv) {
     valued = {"model", "server", "device", "dtype", "max-batch", "clients", "requests-per-client", "steps", "images",
               "guidance"};
     switches = {"unbatched-baseline"};
+  } else if (mode == "agreement") {
+    valued = {"model", "device", "dtype", "seeds", "steps", "guidance"};
   } else {
     std::cerr << kUsage;
     return 2;
@@ -312,7 +432,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::cout << "command: " << absl::StrJoin(std::vector<std::string>(argv, argv + argc), " ") << "\n\n";
-  absl::Status status = mode == "pipeline" ? RunPipelineBench(*args) : RunServerBench(*args);
+  absl::Status status = mode == "pipeline"  ? RunPipelineBench(*args)
+                        : mode == "server" ? RunServerBench(*args)
+                                           : RunAgreementBench(*args);
   if (!status.ok()) {
     std::cerr << "vqd-bench: " << status.message() << "\n";
     return 1;

@@ -63,9 +63,9 @@ absl::StatusOr<torch::Device> ParseDevice(absl::string_view name) {
 std::optional<DeviceMemory> QueryDeviceMemory(const torch::Device& device) {
 #ifdef VQD_WITH_CUDA
   if (device.is_cuda()) {
-    using c10::cuda::CUDACachingAllocator::StatType;
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
-    const auto aggregate = static_cast<size_t>(StatType::AGGREGATE);
+    // StatType::AGGREGATE; the enum moved namespaces between libtorch versions, its value did not.
+    constexpr size_t aggregate = 0;
     DeviceMemory m;
     m.allocated_bytes = stats.allocated_bytes[aggregate].current;
     m.reserved_bytes = stats.reserved_bytes[aggregate].current;

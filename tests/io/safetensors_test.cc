@@ -239,6 +239,22 @@ TEST_F(SafetensorsTest, RejectsBadFilesNamingThem) {
   EXPECT_ERROR(ReadSafetensors(dir_), absl::StatusCode::kInvalidArgument, "not a regular file");
 }
 
+TEST_F(SafetensorsTest, DeeplyNestedHeaderValuesAreAnErrorNotAStackOverflow) {
+  // A hostile header may nest a value a million levels deep (2 MB of brackets, well under the
+  // header limit); printing it into the error message once recursed that deep.
+  constexpr int kDepth = 1000000;
+  for (const char* field : {"data_offsets", "shape"}) {
+    std::string header = std::string(R"({"a":{"dtype":"F32",)");
+    if (std::string(field) == "shape") {
+      header += R"("data_offsets":[0,8],"shape":)";
+    } else {
+      header += R"("shape":[2],"data_offsets":)";
+    }
+    header += std::string(kDepth, '[') + std::string(kDepth, ']') + "}}";
+    EXPECT_ERROR(ReadBytes(MakeSafetensors(header, Floats({1, 2}))), absl::StatusCode::kInvalidArgument, "nested");
+  }
+}
+
 TEST_F(SafetensorsTest, EveryTruncationAndByteFlipEndsInAStatus) {
   absl::StatusOr<std::string> bytes = SerializeSafetensors(OneOfEachDtype());
   ASSERT_TRUE(bytes.ok());

@@ -11,6 +11,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/server_app.h"
 #include "server_test_util.h"
+#include "test_server_config.h"
 
 namespace vqd::server {
 namespace {
@@ -21,15 +22,11 @@ using testing::Generate;
 using testing::MakeStub;
 using testing::MetricValue;
 using testing::ScrapeMetrics;
+using testing::RunConcurrently;
 using testing::StreamResult;
 
 ServerConfig TestConfig() {
-  ServerConfig c;
-  c.model_dir = testing::TinyRandomModelDir();
-  c.listen = "127.0.0.1:0";
-  c.metrics_port = 0;
-  c.metrics_address = "127.0.0.1";
-  c.devices = {torch::kCPU};
+  ServerConfig c = LoopbackTestConfig();
   c.max_batch_rows = 16;
   c.limits.max_images = 4;
   return c;
@@ -56,17 +53,6 @@ int64_t Rows(const std::vector<const engine::GenerationRequest*>& batch) {
   int64_t rows = 0;
   for (const auto* r : batch) rows += r->rows();
   return rows;
-}
-
-// Runs `requests` concurrently; returns their results in order.
-std::vector<StreamResult> RunConcurrently(v1::VqDiffusion::Stub& stub, const std::vector<v1::GenerateRequest>& requests) {
-  std::vector<StreamResult> results(requests.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    threads.emplace_back([&, i] { results[i] = Generate(stub, requests[i]); });
-  }
-  for (auto& t : threads) t.join();
-  return results;
 }
 
 TEST(ServerHardeningTest, AFaultInOneRequestsStepFailsOnlyThatRequest) {

@@ -10,6 +10,7 @@
 #include "io/png.h"
 #include "server/server_app.h"
 #include "server_test_util.h"
+#include "test_server_config.h"
 
 namespace vqd::server {
 namespace {
@@ -22,12 +23,7 @@ using testing::ScrapeMetrics;
 using testing::StreamResult;
 
 ServerConfig TestConfig() {
-  ServerConfig c;
-  c.model_dir = testing::TinyRandomModelDir();
-  c.listen = "127.0.0.1:0";
-  c.metrics_port = 0;
-  c.metrics_address = "127.0.0.1";
-  c.devices = {torch::kCPU};
+  ServerConfig c = LoopbackTestConfig();
   c.max_batch_rows = 64;
   c.max_queue = 64;
   c.limits.max_images = 8;
@@ -121,12 +117,7 @@ TEST(ServerIntegrationTest, SixteenConcurrentMixedRequestsAreBatchedAndDetermini
                                    i % 3 == 0 ? 1.0f : 2.0f + static_cast<float>(i % 4),
                                    i % 2 == 0 ? 1.0f : 0.7f + 0.05f * static_cast<float>(i % 5), 1000 + i));
   }
-  std::vector<StreamResult> results(requests.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    threads.emplace_back([&, i] { results[i] = Generate(*stub, requests[i]); });
-  }
-  for (auto& t : threads) t.join();
+  std::vector<StreamResult> results = testing::RunConcurrently(*stub, requests);
   for (size_t i = 0; i < requests.size(); ++i) {
     ASSERT_TRUE(results[i].status.ok()) << i << ": " << results[i].status.error_message();
     EXPECT_EQ(results[i].images().size(), requests[i].num_images()) << i;
@@ -357,13 +348,8 @@ TEST(ServerIntegrationTest, TwoWorkersShareTheQueue) {
   ASSERT_TRUE(app);
   ASSERT_EQ(app->engine().num_workers(), 2u);
   auto stub = MakeStub(app->grpc_port());
-  std::vector<StreamResult> results(4);
-  std::vector<std::thread> threads;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 4; ++i) {
-    threads.emplace_back([&, i] { results[i] = Generate(*stub, MakeRequest("w", 20, 1, 5.0f, 1.0f, 7)); });
-  }
-  for (auto& t : threads) t.join();
+  std::vector<StreamResult> results =
+      testing::RunConcurrently(*stub, std::vector<v1::GenerateRequest>(4, MakeRequest("w", 20, 1, 5.0f, 1.0f, 7)));
   for (const auto& r : results) {
     ASSERT_TRUE(r.status.ok());
     EXPECT_EQ(r.final_grids(), results[0].final_grids());  // same request, same seed: same images on either worker
@@ -372,7 +358,6 @@ TEST(ServerIntegrationTest, TwoWorkersShareTheQueue) {
   const std::string metrics = ScrapeMetrics(app->metrics_port());
   EXPECT_GT(MetricValue(metrics, "vqd_steps_total{device=\"cpu\"}"), 0);
   EXPECT_GT(MetricValue(metrics, "vqd_steps_total{device=\"cpu#1\"}"), 0);
-  (void)start;
 }
 
 }  // namespace

@@ -119,6 +119,12 @@ v1::GenerateRequest LongRequest(uint64_t seed) {
   return r;
 }
 
+std::vector<v1::GenerateRequest> LongRequests(int n) {
+  std::vector<v1::GenerateRequest> requests;
+  for (int i = 0; i < n; ++i) requests.push_back(LongRequest(static_cast<uint64_t>(i)));
+  return requests;
+}
+
 TEST(ServerProcessTest, SigtermDrainsAcceptedRequestsAndExitsZero) {
   std::vector<std::string> args = BaseArgs();
   args.push_back("--grace-period=60");
@@ -129,12 +135,7 @@ TEST(ServerProcessTest, SigtermDrainsAcceptedRequestsAndExitsZero) {
   auto stub = MakeStub(port);
 
   // Six requests that run one at a time (the batch holds one).
-  constexpr int kRequests = 6;
-  std::vector<StreamResult> results(kRequests);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kRequests; ++i) {
-    threads.emplace_back([&, i] { results[i] = Generate(*stub, LongRequest(static_cast<uint64_t>(i))); });
-  }
+  ConcurrentCalls calls(*stub, LongRequests(6));
   // Wait until they are all accepted, then ask the server to stop.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   server.Signal(SIGTERM);
@@ -142,8 +143,8 @@ TEST(ServerProcessTest, SigtermDrainsAcceptedRequestsAndExitsZero) {
   EXPECT_EQ(Health(port), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   StreamResult refused = Generate(*stub, LongRequest(99));
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.status.error_message();
-  for (auto& t : threads) t.join();
-  for (int i = 0; i < kRequests; ++i) {
+  const std::vector<StreamResult> results = calls.Join();
+  for (size_t i = 0; i < results.size(); ++i) {
     EXPECT_TRUE(results[i].status.ok()) << i << ": " << results[i].status.error_message();
     EXPECT_EQ(results[i].images().size(), 1u);
   }
@@ -159,15 +160,10 @@ TEST(ServerProcessTest, GracePeriodEndFailsWhatIsLeftAndStillExitsZero) {
   const int port = server.WaitReady();
   ASSERT_GT(port, 0) << server.Log();
   auto stub = MakeStub(port);
-  constexpr int kRequests = 6;
-  std::vector<StreamResult> results(kRequests);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kRequests; ++i) {
-    threads.emplace_back([&, i] { results[i] = Generate(*stub, LongRequest(static_cast<uint64_t>(i))); });
-  }
+  ConcurrentCalls calls(*stub, LongRequests(6));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   server.Signal(SIGTERM);
-  for (auto& t : threads) t.join();
+  const std::vector<StreamResult> results = calls.Join();
   int unavailable = 0;
   for (const auto& r : results) {
     if (r.status.error_code() == grpc::StatusCode::UNAVAILABLE) ++unavailable;

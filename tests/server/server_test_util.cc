@@ -56,6 +56,22 @@ StreamResult Generate(v1::VqDiffusion::Stub& stub, const v1::GenerateRequest& re
   return result;
 }
 
+ConcurrentCalls::ConcurrentCalls(v1::VqDiffusion::Stub& stub, std::vector<v1::GenerateRequest> requests)
+    : requests_(std::move(requests)), results_(requests_.size()) {
+  for (size_t i = 0; i < requests_.size(); ++i) {
+    threads_.emplace_back([this, &stub, i] { results_[i] = Generate(stub, requests_[i]); });
+  }
+}
+
+ConcurrentCalls::~ConcurrentCalls() { Join(); }
+
+std::vector<StreamResult> ConcurrentCalls::Join() {
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  return results_;
+}
+
 std::string ScrapeMetrics(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return "";

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -28,6 +29,25 @@ std::unique_ptr<vqdiffusion::v1::VqDiffusion::Stub> MakeStub(int port, const std
 // Runs one Generate call to the end. `context_setup` may set a deadline or metadata.
 StreamResult Generate(vqdiffusion::v1::VqDiffusion::Stub& stub, const vqdiffusion::v1::GenerateRequest& request,
                       double deadline_seconds = 120, const std::map<std::string, std::string>& metadata = {});
+
+// Runs each request on a thread of its own from construction; Join() waits for all of them and
+// returns their results in the order of the requests.
+class ConcurrentCalls {
+ public:
+  ConcurrentCalls(vqdiffusion::v1::VqDiffusion::Stub& stub, std::vector<vqdiffusion::v1::GenerateRequest> requests);
+  ~ConcurrentCalls();
+  std::vector<StreamResult> Join();
+
+ private:
+  std::vector<vqdiffusion::v1::GenerateRequest> requests_;
+  std::vector<StreamResult> results_;
+  std::vector<std::thread> threads_;
+};
+
+inline std::vector<StreamResult> RunConcurrently(vqdiffusion::v1::VqDiffusion::Stub& stub,
+                                                 std::vector<vqdiffusion::v1::GenerateRequest> requests) {
+  return ConcurrentCalls(stub, std::move(requests)).Join();
+}
 
 // GET http://127.0.0.1:port/metrics.
 std::string ScrapeMetrics(int port);
