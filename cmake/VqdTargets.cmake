@@ -45,3 +45,32 @@ function(vqd_executable name)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS})
   vqd_target_setup(${name})
 endfunction()
+
+# vqd_grpc_library(<name> ROOT <proto root folder> PROTO <path of the .proto under ROOT>): a static
+# library of the C++ code protoc and the gRPC plugin generate for one .proto file.
+function(vqd_grpc_library name)
+  cmake_parse_arguments(ARG "" "ROOT;PROTO" "" ${ARGN})
+  get_filename_component(stem ${ARG_PROTO} NAME_WE)
+  get_filename_component(subdir ${ARG_PROTO} DIRECTORY)
+  set(out ${CMAKE_CURRENT_BINARY_DIR}/gen)
+  set(srcs ${out}/${subdir}/${stem}.pb.cc ${out}/${subdir}/${stem}.grpc.pb.cc)
+  set(hdrs ${out}/${subdir}/${stem}.pb.h ${out}/${subdir}/${stem}.grpc.pb.h)
+  # On the GPU host protoc must be Debian's, matching the unpacked protobuf headers.
+  if(VQD_DEPS_PREFIX AND EXISTS ${VQD_DEPS_PREFIX}/bin/protoc)
+    set(protoc ${VQD_DEPS_PREFIX}/bin/protoc)
+  else()
+    set(protoc $<TARGET_FILE:protobuf::protoc>)
+  endif()
+  file(MAKE_DIRECTORY ${out})
+  add_custom_command(
+    OUTPUT ${srcs} ${hdrs}
+    COMMAND ${protoc} --proto_path=${ARG_ROOT} --cpp_out=${out} --grpc_out=${out}
+            --plugin=protoc-gen-grpc=$<TARGET_FILE:gRPC::grpc_cpp_plugin> ${ARG_ROOT}/${ARG_PROTO}
+    DEPENDS ${ARG_ROOT}/${ARG_PROTO}
+    COMMENT "Generating C++ code for ${ARG_PROTO}")
+  add_library(${name} STATIC ${srcs})
+  target_include_directories(${name} PUBLIC ${out})
+  target_link_libraries(${name} PUBLIC protobuf::libprotobuf gRPC::grpc++)
+  vqd_target_setup(${name} NO_PCH)  # generated code needs no libtorch
+  target_compile_options(${name} PRIVATE -w)
+endfunction()

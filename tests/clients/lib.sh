@@ -42,3 +42,29 @@ check_png() {
   [ "$w" = "$width" ] && [ "$h" = "$height" ] || fail "$file is ${w}x${h}, ModelInfo says ${width}x${height}"
   echo "ok: $file (${w}x${h})"
 }
+
+# exercise_client NAME OUT WIDTH HEIGHT CLIENT... [-- EXTRA_GENERATE_ARGS...]: through one client,
+# a 2-image, 5-step generation (progress to step 5/5, a done line, two PNGs of WIDTH x HEIGHT in
+# OUT/img-*.png, no third) and an out-of-range request (exit code 5).
+exercise_client() {
+  local name=$1 out=$2 width=$3 height=$4
+  shift 4
+  local client=() extra=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do client+=("$1"); shift; done
+  [ $# -gt 0 ] && shift && extra=("$@")
+  local rc=0
+  "${client[@]}" generate --prompt "a small red boat on a lake" --num-images 2 --steps 5 --seed 1 --progress-every 1 \
+    --request-id "$name-client-test" --out "$out/img" "${extra[@]}" > "$out/generate.out" 2> "$out/generate.err" || rc=$?
+  cat "$out/generate.err" "$out/generate.out"
+  [ "$rc" -eq 0 ] || fail "generate exited $rc"
+  grep -q "^done: " "$out/generate.out" || fail "generate printed no done: summary"
+  grep -q "^step 5/5 " "$out/generate.err" || fail "generate printed no progress for step 5/5"
+  check_png "$out/img-0.png" "$width" "$height"
+  check_png "$out/img-1.png" "$width" "$height"
+  [ ! -e "$out/img-2.png" ] || fail "a third image was written"
+  # An out-of-range field is INVALID_ARGUMENT: exit code 5.
+  rc=0
+  "${client[@]}" generate --prompt x --steps 0 --out "$out/bad" --quiet 2> "$out/invalid.err" || rc=$?
+  [ "$rc" -eq 5 ] || fail "generate --steps 0 exited $rc, expected 5: $(cat "$out/invalid.err")"
+  echo "PASS: $name client"
+}

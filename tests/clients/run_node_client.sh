@@ -25,18 +25,4 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 read -r WIDTH HEIGHT < <(node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1])); console.log(d.image_width, d.image_height)' "$OUT/info.json") \
   || fail "info --json printed no image_width/image_height: $(cat "$OUT/info.json")"
 
-rc=0
-"${CLIENT[@]}" generate --prompt "a small red boat on a lake" --num-images 2 --steps 5 --seed 1 --progress-every 1 \
-  --request-id node-client-test --out "$OUT/img" > "$OUT/generate.out" 2> "$OUT/generate.err" || rc=$?
-cat "$OUT/generate.err" "$OUT/generate.out"
-[ "$rc" -eq 0 ] || fail "generate exited $rc"
-grep -q "^done: " "$OUT/generate.out" || fail "generate printed no done: summary"
-grep -q "^step 5/5 " "$OUT/generate.err" || fail "generate printed no progress for step 5/5"
-check_png "$OUT/img-0.png" "$WIDTH" "$HEIGHT"
-check_png "$OUT/img-1.png" "$WIDTH" "$HEIGHT"
-[ ! -e "$OUT/img-2.png" ] || fail "a third image was written"
-
-rc=0
-"${CLIENT[@]}" generate --prompt x --steps 0 --out "$OUT/bad" --quiet 2> "$OUT/invalid.err" || rc=$?
-[ "$rc" -eq 5 ] || fail "generate --steps 0 exited $rc, expected 5: $(cat "$OUT/invalid.err")"
-echo "PASS: node client"
+exercise_client node "$OUT" "$WIDTH" "$HEIGHT" "${CLIENT[@]}"
