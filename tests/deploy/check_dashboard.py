@@ -31,6 +31,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+from checker import Checker  # noqa: E402
 import promql_names  # noqa: E402
 
 BUILTIN_VARS = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms",
@@ -45,16 +46,6 @@ REQUIRED_METRICS = [
 ]
 NO_QUERY_PANELS = {"row", "text", "news", "dashlist", "alertlist", "annolist", "welcome"}
 
-
-class Checker:
-    def __init__(self):
-        self.errors, self.checks = [], 0
-
-    def check(self, cond, message):
-        self.checks += 1
-        if not cond:
-            self.errors.append(message)
-        return cond
 
 
 def flatten_panels(panels):
@@ -293,10 +284,7 @@ def main():
     unused = [n for n in exported if n.startswith("vqd_") and not any(s in used for s in series if series[s][0] == n)]
     if unused:
         print("note: exported but shown nowhere: " + ", ".join(unused))
-    for e in ck.errors:
-        print(f"FAIL: {e}")
-    print(f"{ck.checks - len(ck.errors)} passed, {len(ck.errors)} failed")
-    return 1 if ck.errors else 0
+    return ck.report()
 
 
 if __name__ == "__main__":

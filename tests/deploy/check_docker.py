@@ -29,18 +29,9 @@ INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "A
                 "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
 SRC_IN_IMAGE = "/src"  # where the Dockerfiles COPY the repository
 sys.path.insert(0, HERE)
+from checker import Checker  # noqa: E402
 import server_flags  # noqa: E402
 
-
-class Checker:
-    def __init__(self):
-        self.errors, self.checks = [], 0
-
-    def check(self, cond, message):
-        self.checks += 1
-        if not cond:
-            self.errors.append(message)
-        return cond
 
 
 def parse(path):
@@ -246,10 +237,7 @@ def main():
     ck = Checker()
     for f in files:
         check_dockerfile(os.path.abspath(f), ck)
-    for e in ck.errors:
-        print(f"FAIL: {e}")
-    print(f"{ck.checks - len(ck.errors)} passed, {len(ck.errors)} failed")
-    return 1 if ck.errors else 0
+    return ck.report()
 
 
 if __name__ == "__main__":

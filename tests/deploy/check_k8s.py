@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+from checker import Checker  # noqa: E402
 import promql_names  # noqa: E402
 import server_flags  # noqa: E402
 SERVER_DEFAULT_GRACE = 30  # vqd-server's --grace_period default
@@ -65,21 +66,6 @@ def load_yaml_docs(path):
     with open(path, encoding="utf-8") as f:
         return [d for d in yaml.load_all(f, Loader=UniqueKeyLoader) if d is not None]
 
-
-class Checker:
-    def __init__(self):
-        self.errors = []
-        self.checks = 0
-
-    def check(self, cond, message):
-        self.checks += 1
-        if not cond:
-            self.errors.append(message)
-        return cond
-
-    def fail(self, message):
-        self.checks += 1
-        self.errors.append(message)
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -614,10 +600,7 @@ def main():
                     vols = {((v.get("persistentVolumeClaim") or {}).get("claimName")) for v in pod_spec(d).get("volumes") or []}
                     ck.check("vqd-model" in vols, f"{rel}: the Job does not write the vqd-model volume")
 
-    for e in ck.errors:
-        print(f"FAIL: {e}")
-    print(f"{ck.checks - len(ck.errors)} passed, {len(ck.errors)} failed")
-    return 1 if ck.errors else 0
+    return ck.report()
 
 
 if __name__ == "__main__":
