@@ -1,5 +1,6 @@
 // vqd-server: the VQ-Diffusion gRPC inference service.
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <thread>
@@ -29,6 +30,9 @@ ABSL_FLAG(std::string, dtype, "auto", "fp16, bf16 or fp32. auto: fp16 on CUDA, f
 ABSL_FLAG(std::string, variant, "auto", "Weights files to load: fp16 (*.fp16.*), full, or auto (fp16 files for fp16).");
 ABSL_FLAG(int, max_batch, 64, "Most transformer rows per denoising step on a device (an image costs 2 with guidance).");
 ABSL_FLAG(int, max_queue, 256, "Most requests waiting for a batch; more get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(double, priority_aging, 0,
+          "Seconds of waiting worth one priority level, so low priorities cannot starve under sustained load. "
+          "0: strict priorities (a waiting request is overtaken by every later one of higher priority).");
 ABSL_FLAG(int, max_images, 16, "Most images one request may ask for.");
 ABSL_FLAG(int, max_prompt_bytes, 4096, "Most bytes in a prompt.");
 ABSL_FLAG(int, max_message_bytes, 1 << 20, "Largest request message the server accepts, in bytes.");
@@ -103,6 +107,9 @@ absl::StatusOr<vqd::server::ServerConfig> ConfigFromFlags() {
   const double grace = absl::GetFlag(FLAGS_grace_period);
   if (!(grace >= 0)) return absl::InvalidArgumentError("--grace_period must be >= 0");
   c.grace_period = absl::Seconds(grace);
+  const double aging = absl::GetFlag(FLAGS_priority_aging);
+  if (!(aging >= 0) || !std::isfinite(aging)) return absl::InvalidArgumentError("--priority_aging must be >= 0");
+  c.priority_aging = absl::Seconds(aging);
   if (const std::string path = absl::GetFlag(FLAGS_auth_token_file); !path.empty()) {
     auto token = vqd::server::ReadTokenFile(path);
     if (!token.ok()) return token.status();

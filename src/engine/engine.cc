@@ -14,7 +14,7 @@ namespace vqd::engine {
 Engine::Engine(const EngineOptions& options, EngineObserver* observer)
     : options_(options),
       observer_(observer),
-      queue_(options.max_queue, [observer](size_t size) {
+      queue_(options.max_queue, options.priority_aging, [observer](size_t size) {
         if (observer) observer->OnQueueDepth(static_cast<int64_t>(size));
       }) {}
 
@@ -23,6 +23,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const std::string& model_
   if (options.devices.empty()) return absl::InvalidArgumentError("no devices to run on");
   if (options.max_batch_rows < 1) return absl::InvalidArgumentError("max batch rows must be at least 1");
   if (options.max_queue < 1) return absl::InvalidArgumentError("max queue must be at least 1");
+  if (options.priority_aging < absl::ZeroDuration()) return absl::InvalidArgumentError("priority aging must be >= 0");
   std::unique_ptr<Engine> engine(new Engine(options, observer));
 
   // One pipeline per device, loaded concurrently (each reads the files itself).

@@ -24,6 +24,7 @@ struct EngineOptions {
   std::optional<std::string> variant;  // weights files to prefer; see PipelineOptions
   int64_t max_batch_rows = 64;         // transformer rows per step and device
   size_t max_queue = 256;              // waiting requests
+  absl::Duration priority_aging;       // a waiting request gains a priority level per this; 0: strict
   int output_threads = 2;              // PNG encoding and delivery
   StepFaultHook fault_hook;            // tests only
 };

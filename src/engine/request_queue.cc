@@ -6,6 +6,12 @@
 
 namespace vqd::engine {
 
+double RequestQueue::Rank(const GenerationRequest& request) const {
+  const double priority = request.params().priority;
+  if (aging_seconds_ <= 0) return priority;
+  return priority - std::chrono::duration<double>(request.accepted_at - epoch_).count() / aging_seconds_;
+}
+
 absl::StatusOr<size_t> RequestQueue::Push(std::shared_ptr<GenerationRequest> request,
                                           const std::function<void(size_t position)>& on_accepted) {
   absl::MutexLock lock(&mu_);
@@ -14,7 +20,7 @@ absl::StatusOr<size_t> RequestQueue::Push(std::shared_ptr<GenerationRequest> req
     return absl::ResourceExhaustedError(
         absl::StrCat("the request queue is full (", capacity_, " requests waiting); retry later"));
   }
-  auto [it, inserted] = entries_.insert(Entry{request->params().priority, next_sequence_++, std::move(request)});
+  auto [it, inserted] = entries_.insert(Entry{Rank(*request), next_sequence_++, std::move(request)});
   const size_t position = static_cast<size_t>(std::distance(entries_.begin(), it));
   if (on_accepted) on_accepted(position);
   SizeChanged();

@@ -1,6 +1,12 @@
 // The bounded queue of requests waiting for a place in a batch: ordered by priority (higher
 // first), then by arrival. Device workers pull from it at step boundaries; an idle worker waits
 // on it. One mutex guards everything; it is never held while calling out of the queue.
+//
+// Strict priorities starve low priorities under sustained load. With `priority_aging` > 0 a
+// waiting request gains one priority level per `priority_aging` waited, so no request waits
+// longer than (its priority gap) x `priority_aging` behind later arrivals. Comparing
+// p_a + (now - t_a) / aging with p_b + (now - t_b) / aging does not depend on `now`, so the
+// order is a fixed key per request, p - t / aging, and the queue stays a sorted set.
 #pragma once
 
 #include <chrono>
@@ -13,6 +19,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "engine/generation_request.h"
 
 namespace vqd::engine {
@@ -21,10 +28,14 @@ class RequestQueue {
  public:
   // `on_size_change(size)` runs under the queue's lock after every change, so that a gauge fed
   // from it can never be overwritten by a stale size.
-  explicit RequestQueue(size_t capacity, std::function<void(size_t size)> on_size_change = {})
-      : capacity_(capacity), on_size_change_(std::move(on_size_change)) {}
+  explicit RequestQueue(size_t capacity, absl::Duration priority_aging = absl::ZeroDuration(),
+                        std::function<void(size_t size)> on_size_change = {})
+      : capacity_(capacity),
+        aging_seconds_(absl::ToDoubleSeconds(priority_aging)),
+        on_size_change_(std::move(on_size_change)) {}
 
-  // Takes the request and returns how many requests are ahead of it. RESOURCE_EXHAUSTED when the
+  // Takes the request and returns how many requests are ahead of it. Its arrival time for aging
+  // is `request->accepted_at`. RESOURCE_EXHAUSTED when the
   // queue holds `capacity` requests, UNAVAILABLE once closed; the caller then keeps the request
   // and must answer the client. `on_accepted(position)` runs before any worker can see the
   // request (under the queue's lock), so the Queued event precedes every other event; it must
@@ -58,20 +69,24 @@ class RequestQueue {
 
  private:
   struct Entry {
-    int32_t priority;
+    double rank;  // higher first: the priority, less the arrival time in aging periods
     uint64_t sequence;
     std::shared_ptr<GenerationRequest> request;
     bool operator<(const Entry& other) const {
-      if (priority != other.priority) return priority > other.priority;
+      if (rank != other.rank) return rank > other.rank;
       return sequence < other.sequence;
     }
   };
+
+  double Rank(const GenerationRequest& request) const;
 
   void SizeChanged() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (on_size_change_) on_size_change_(entries_.size());
   }
 
   const size_t capacity_;
+  const double aging_seconds_;  // 0: strict priorities
+  const Clock::time_point epoch_ = Clock::now();
   const std::function<void(size_t)> on_size_change_;
   mutable absl::Mutex mu_;
   std::set<Entry> entries_ ABSL_GUARDED_BY(mu_);

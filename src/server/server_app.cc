@@ -62,6 +62,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerConfig& 
   engine_options.variant = c.variant;
   engine_options.max_batch_rows = c.max_batch_rows;
   engine_options.max_queue = c.max_queue;
+  engine_options.priority_aging = c.priority_aging;
   engine_options.fault_hook = std::move(fault_hook);
   const auto load_start = std::chrono::steady_clock::now();
   VQD_ASSIGN_OR_RETURN(app->engine_, engine::Engine::Create(c.model_dir, engine_options, app->metrics_.get()));
@@ -92,12 +93,13 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerConfig& 
 
   spdlog::info(
       "vqd-server {} serving model {} ({}) on {} [{}], dtype {}, load {:.2f}s; grid {}x{}, {} codes, {} steps, "
-      "images {}x{}; limits: batch {} rows, queue {}, {} images, {} prompt bytes; grpc port {}, metrics port {}, "
+      "images {}x{}; limits: batch {} rows, queue {}, priority aging {}, {} images, {} prompt bytes; grpc port {}, metrics port {}, "
       "auth {}, tls {}, reflection {}",
       VQD_VERSION, info.model_name, c.model_dir, absl::StrJoin(app->engine_->device_names(), ","),
       app->engine_->num_workers(), DtypeName(info.dtype), load_seconds, info.grid_height, info.grid_width,
       info.codebook_size, info.num_train_timesteps, info.image_height, info.image_width, c.max_batch_rows,
-      c.max_queue, c.limits.max_images, c.limits.max_prompt_bytes, app->grpc_port_, app->metrics_port_,
+      c.max_queue, c.priority_aging == absl::ZeroDuration() ? "off" : absl::FormatDuration(c.priority_aging),
+      c.limits.max_images, c.limits.max_prompt_bytes, app->grpc_port_, app->metrics_port_,
       c.auth_token.empty() ? "off" : "bearer token", c.tls_cert_file.empty() ? "off" : "on",
       reflection ? "on" : "off");
   if (!c.ready_file.empty()) {

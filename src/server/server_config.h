@@ -29,6 +29,7 @@ struct ServerConfig {
   std::optional<std::string> variant;
   int64_t max_batch_rows = 64;
   size_t max_queue = 256;
+  absl::Duration priority_aging;  // 0: strict priorities
   ServiceLimits limits;
   absl::Duration grace_period = absl::Seconds(30);
   int64_t max_message_bytes = 16 << 20;  // largest request the server accepts

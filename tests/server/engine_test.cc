@@ -46,6 +46,33 @@ TEST(RequestQueueTest, OrdersByPriorityThenArrival) {
   EXPECT_EQ(Ids(queue.PopFitting(100, nullptr)), (std::vector<std::string>{"c", "a", "b", "d"}));
 }
 
+TEST(RequestQueueTest, AgingLetsLongWaitersOvertakeHigherPriorities) {
+  RequestQueue queue(10, absl::Seconds(10));  // ten seconds of waiting is worth one level
+  const Clock::time_point t0 = Clock::now();
+  auto at = [&](std::string id, int32_t priority, double seconds) {
+    auto r = MakeRequest(std::move(id), priority, 1, 1);
+    r->accepted_at = t0 + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+    return r;
+  };
+  ASSERT_TRUE(queue.Push(at("old-low", 0, 0)).ok());
+  EXPECT_EQ(*queue.Push(at("high-soon", 1, 5)), 0u);       // 5 s later, one level up: ahead
+  EXPECT_EQ(*queue.Push(at("high-late", 1, 15)), 2u);      // 15 s later: behind old-low
+  EXPECT_EQ(*queue.Push(at("very-high-late", 3, 20)), 0u); // two levels of waiting do not make up three
+  EXPECT_EQ(*queue.Push(at("low-soon", 0, 3)), 3u);        // behind old-low (same priority, later),
+                                                            // ahead of high-late (12 s more waiting)
+  EXPECT_EQ(Ids(queue.PopFitting(100, nullptr)),
+            (std::vector<std::string>{"very-high-late", "high-soon", "old-low", "low-soon", "high-late"}));
+}
+
+TEST(RequestQueueTest, WithoutAgingPrioritiesAreStrict) {
+  RequestQueue queue(10);
+  auto old_low = MakeRequest("old-low", 0, 1, 1);
+  old_low->accepted_at = Clock::now() - std::chrono::hours(1);
+  ASSERT_TRUE(queue.Push(old_low).ok());
+  EXPECT_EQ(*queue.Push(MakeRequest("new-high", 1, 1, 1)), 0u);
+  EXPECT_EQ(Ids(queue.PopFitting(100, nullptr)), (std::vector<std::string>{"new-high", "old-low"}));
+}
+
 TEST(RequestQueueTest, FullQueueIsResourceExhaustedAndClosedIsUnavailable) {
   RequestQueue queue(2);
   ASSERT_TRUE(queue.Push(MakeRequest("a", 0, 1, 1)).ok());

@@ -54,7 +54,7 @@ TEST(RequestValidationTest, KeepsWhatTheClientSet) {
 
 TEST(RequestValidationTest, RejectsInvalidUtf8AndLongIds) {
   vqdiffusion::v1::GenerateRequest r;
-  for (const std::string bad : {std::string("\xff"), std::string("\xc0\xaf"), std::string("\xed\xa0\x80"),
+  for (const std::string& bad : {std::string("\xff"), std::string("\xc0\xaf"), std::string("\xed\xa0\x80"),
                                 std::string("abc\xe2\x82")}) {
     r.set_prompt(bad);
     auto p = ValidateGenerateRequest(r, ServiceLimits{}, Ithq(), 64);

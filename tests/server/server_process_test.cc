@@ -201,6 +201,11 @@ TEST(ServerProcessTest, BadFlagsAreAUsageError) {
   ASSERT_TRUE(server.Exited(30));
   EXPECT_EQ(server.exit_code(), 2);
   EXPECT_NE(server.Log().find("--max_batch must be at least 1"), std::string::npos) << server.Log();
+
+  ServerProcess aging({"--model=" + TinyRandomModelDir(), "--priority-aging=-1"});
+  ASSERT_TRUE(aging.Exited(30));
+  EXPECT_EQ(aging.exit_code(), 2);
+  EXPECT_NE(aging.Log().find("--priority_aging must be >= 0"), std::string::npos) << aging.Log();
 }
 
 }  // namespace
