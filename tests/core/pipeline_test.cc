@@ -32,7 +32,7 @@ class PipelineTest : public ::testing::Test {
 
   // A copy of the tiny model that a test may damage.
   static std::string CopyModel(const std::string& name) {
-    const fs::path dst = fs::path(testing::TinyRandomModelDir()).parent_path() / (name + "-" + std::to_string(getpid()));
+    const fs::path dst = fs::path(testing::TestScratchDir()) / name;
     fs::remove_all(dst);
     fs::copy(testing::TinyRandomModelDir(), dst, fs::copy_options::recursive);
     return dst.string();
