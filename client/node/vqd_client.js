@@ -5,7 +5,7 @@
 //
 //   node vqd_client.js [--server HOST:PORT] [--timeout S] [--token T] [--tls ...] generate \
 //       --prompt TEXT [--steps N] [--guidance G] [--truncation R] [--num-images K] [--seed S] \
-//       [--progress-every K] [--priority P] [--request-id ID] --out PREFIX [--quiet]
+//       [--progress-every K] [--priority P] [--request-id ID] --out PREFIX [--save-tokens FILE] [--quiet]
 //   node vqd_client.js [--server HOST:PORT] info [--json]
 //   node vqd_client.js [--server HOST:PORT] health [--service NAME]
 //
@@ -32,6 +32,7 @@ Commands:
       --steps N --guidance G --truncation R --num-images K --seed S
       --progress-every K (default 1 on a terminal, else 10; 0: none)
       --priority P --request-id ID --quiet
+      --save-tokens FILE (the final token grids as JSON {"tokens": [[...], ...]})
   info [--json]             describe the model and the server's limits
   health [--service NAME]   check the server's health; exits 0 only when SERVING
 
@@ -59,7 +60,7 @@ const GLOBAL_SWITCHES = ['tls', 'help'];
 const COMMANDS = {
   generate: {
     valued: ['prompt', 'steps', 'guidance', 'truncation', 'num-images', 'seed', 'progress-every', 'priority',
-      'request-id', 'out'],
+      'request-id', 'out', 'save-tokens'],
     switches: ['quiet'],
   },
   info: { valued: [], switches: ['json'] },
@@ -362,6 +363,21 @@ class ProgressOutput {
   }
 }
 
+// Writes the final grids as the C++ client does: {"tokens": [[...], ...], "height": H, "width": W}.
+function writeTokens(file, grids) {
+  const order = [...grids.keys()].sort((a, b) => a - b);
+  const doc = { tokens: order.map((i) => grids.get(i).tokens.map(Number)) };
+  if (order.length > 0) {
+    doc.height = grids.get(order[0]).height;
+    doc.width = grids.get(order[0]).width;
+  }
+  try {
+    fs.writeFileSync(file, `${JSON.stringify(doc)}\n`);
+  } catch (e) {
+    throw new ClientError(`cannot write ${file}: ${e.message}`);
+  }
+}
+
 async function cmdGenerate(conn, opts) {
   if (opts.prompt === undefined) throw new ClientError('generate: --prompt is required', EXIT.usage);
   if (!opts.out) throw new ClientError('generate: --out is required', EXIT.usage);
@@ -394,6 +410,7 @@ async function cmdGenerate(conn, opts) {
   const out = new ProgressOutput(quiet);
   let seed;
   let done;
+  const grids = new Map();
   let signalled = 0;
   const call = client.Generate(request, conn.metadata(), conn.callOptions());
   const onSignal = (name) => {
@@ -415,6 +432,7 @@ async function cmdGenerate(conn, opts) {
               seed = img.seed;
               const file = `${opts.out}-${img.index}.png`;
               fs.writeFileSync(file, img.png);
+              grids.set(img.index, img.grid);
               out.endBar();
               if (!quiet) console.log(`wrote ${file} (${img.width}x${img.height}, seed ${img.seed})`);
               break;
@@ -443,6 +461,7 @@ async function cmdGenerate(conn, opts) {
     process.removeListener('SIGTERM', onSignal);
   }
   if (!done) throw new ClientError('the stream ended without a Done event');
+  if (opts['save-tokens']) writeTokens(opts['save-tokens'], grids);
   if (!quiet) {
     const f = (x) => Number(x).toFixed(2);
     console.log(`done: request ${done.request_id}, ${done.steps} steps, seed ${seed}; queue ${f(done.queue_seconds)}s, ` +

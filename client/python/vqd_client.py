@@ -3,7 +3,7 @@
 
     vqd_client.py [--server HOST:PORT] [--timeout S] [--token T] [--tls ...] generate \
         --prompt TEXT [--steps N] [--guidance G] [--truncation R] [--num-images K] [--seed S] \
-        [--progress-every K] [--priority P] [--request-id ID] --out PREFIX [--quiet]
+        [--progress-every K] [--priority P] [--request-id ID] --out PREFIX [--save-tokens FILE] [--quiet]
     vqd_client.py [--server HOST:PORT] info [--json]
     vqd_client.py [--server HOST:PORT] health [--service NAME]
 
@@ -22,6 +22,7 @@ Exit codes (the same as the C++ vqd-client):
 import argparse
 import atexit
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -347,7 +348,7 @@ def cmd_generate(args, channel):
                                 response_deserializer=pb.GenerateEvent.FromString)
     stream = call(req, timeout=remaining(args), metadata=metadata(args))
     out = Progress(args.quiet)
-    seed, done = None, None
+    seed, done, grids = None, None, {}
     try:
         for ev in stream:
             kind = ev.WhichOneof("event")
@@ -364,6 +365,7 @@ def cmd_generate(args, channel):
                 path = f"{args.out}-{img.index}.png"
                 with open(path, "wb") as f:
                     f.write(img.png)
+                grids[img.index] = img.grid
                 out.finish()
                 if not args.quiet:
                     print(f"wrote {path} ({img.width}x{img.height}, seed {img.seed})", flush=True)
@@ -377,12 +379,28 @@ def cmd_generate(args, channel):
         out.finish()
     if done is None:
         raise ClientError("the stream ended without a Done event")
+    if args.save_tokens:
+        write_tokens(args.save_tokens, grids)
     if not args.quiet:
         print(f"done: request {done.request_id}, {done.steps} steps, seed {seed}; "
               f"queue {done.queue_seconds:.2f}s, encode {done.encode_seconds:.2f}s, "
               f"denoise {done.denoise_seconds:.2f}s, decode {done.decode_seconds:.2f}s, "
               f"total {done.total_seconds:.2f}s")
     return EXIT_OK
+
+
+def write_tokens(path, grids):
+    """Writes the final grids as the C++ client does: {"tokens": [[...], ...], "height": H, "width": W}."""
+    doc = {"tokens": [list(grids[i].tokens) for i in sorted(grids)]}
+    if grids:
+        first = grids[min(grids)]
+        doc.update(height=first.height, width=first.width)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(doc, f)
+            f.write("\n")
+    except OSError as err:
+        raise ClientError(f"cannot write {path}: {err.strerror}") from err
 
 
 # ------------------------------------------------------------------------------------------------
@@ -427,6 +445,8 @@ def build_parser():
     gen.add_argument("--priority", type=int, help="scheduling priority (higher first)")
     gen.add_argument("--request-id", help="request id to use in the server's events and logs")
     gen.add_argument("--out", required=True, metavar="PREFIX", help="write PREFIX-<index>.png")
+    gen.add_argument("--save-tokens", metavar="FILE",
+                     help='write the final token grids as JSON {"tokens": [[...], ...]}, one row-major list per image')
     gen.add_argument("--quiet", action="store_true", help="print only errors")
 
     info = sub.add_parser("info", help="describe the model and the server's limits")

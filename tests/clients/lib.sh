@@ -4,6 +4,7 @@
 #   fail WHY           prints "FAIL: WHY" and exits 1
 #   find_python_grpc   prints a Python interpreter that has grpcio, protobuf and a proto compiler
 #   check_png FILE W H checks the PNG signature and the IHDR width and height
+#   check_tokens OUT N checks OUT/tokens.json: N final grids of the size OUT/info.json gives
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
@@ -43,9 +44,27 @@ check_png() {
   echo "ok: $file (${w}x${h})"
 }
 
-# exercise_client NAME OUT WIDTH HEIGHT CLIENT... [-- EXTRA_GENERATE_ARGS...]: through one client,
-# a 2-image, 5-step generation (progress to step 5/5, a done line, two PNGs of WIDTH x HEIGHT in
-# OUT/img-*.png, no third) and an out-of-range request (exit code 5).
+check_tokens() {
+  local out=$1 count=$2
+  command -v python3 >/dev/null 2>&1 || fail "python3 is needed to read $out/tokens.json"
+  python3 - "$out/info.json" "$out/tokens.json" "$count" <<'PY' || fail "$out/tokens.json is not $count final grids"
+import json, sys
+info, doc, count = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
+h, w, codes = int(info["grid_height"]), int(info["grid_width"]), int(info["codebook_size"])
+grids = doc["tokens"]
+assert len(grids) == count, f"{len(grids)} grids"
+assert (int(doc["height"]), int(doc["width"])) == (h, w), (doc["height"], doc["width"], h, w)
+for g in grids:
+    assert len(g) == h * w, f"a grid of {len(g)} tokens, expected {h * w}"
+    assert all(0 <= int(t) < codes for t in g), "a final grid holds a masked or out-of-range token"
+print(f"ok: {sys.argv[2]} ({count} grids of {h}x{w})")
+PY
+}
+
+# exercise_client NAME OUT WIDTH HEIGHT CLIENT... [-- EXTRA_GENERATE_ARGS...]: through one client
+# (whose `info --json` is in OUT/info.json), a 2-image, 5-step generation (progress to step 5/5, a
+# done line, two PNGs of WIDTH x HEIGHT in OUT/img-*.png, no third, their final token grids in
+# OUT/tokens.json) and an out-of-range request (exit code 5).
 exercise_client() {
   local name=$1 out=$2 width=$3 height=$4
   shift 4
@@ -54,7 +73,8 @@ exercise_client() {
   [ $# -gt 0 ] && shift && extra=("$@")
   local rc=0
   "${client[@]}" generate --prompt "a small red boat on a lake" --num-images 2 --steps 5 --seed 1 --progress-every 1 \
-    --request-id "$name-client-test" --out "$out/img" "${extra[@]}" > "$out/generate.out" 2> "$out/generate.err" || rc=$?
+    --request-id "$name-client-test" --out "$out/img" --save-tokens "$out/tokens.json" "${extra[@]}" \
+    > "$out/generate.out" 2> "$out/generate.err" || rc=$?
   cat "$out/generate.err" "$out/generate.out"
   [ "$rc" -eq 0 ] || fail "generate exited $rc"
   grep -q "^done: " "$out/generate.out" || fail "generate printed no done: summary"
@@ -62,6 +82,7 @@ exercise_client() {
   check_png "$out/img-0.png" "$width" "$height"
   check_png "$out/img-1.png" "$width" "$height"
   [ ! -e "$out/img-2.png" ] || fail "a third image was written"
+  check_tokens "$out" 2
   # An out-of-range field is INVALID_ARGUMENT: exit code 5.
   rc=0
   "${client[@]}" generate --prompt x --steps 0 --out "$out/bad" --quiet 2> "$out/invalid.err" || rc=$?

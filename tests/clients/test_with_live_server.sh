@@ -48,6 +48,21 @@ run python "$DIR/run_python_client.sh" "$ADDR" "$WORK/python"
 run node "$DIR/run_node_client.sh" "$ADDR" "$WORK/node"
 run reflection "$DIR/run_reflection_call.sh" "$ADDR"
 
+# Every client sent the same request (prompt, seed 1): the grids must not depend on the client.
+TOKENS=()
+for name in cpp python node; do
+  [ -s "$WORK/$name/$name/tokens.json" ] && TOKENS+=("$WORK/$name/$name/tokens.json")
+done
+if [ ${#TOKENS[@]} -ge 2 ]; then
+  if python3 - "${TOKENS[@]}" <<'PY'
+import json, sys
+grids = [json.load(open(p))["tokens"] for p in sys.argv[1:]]
+assert all(g == grids[0] for g in grids), "the clients' token grids differ"
+PY
+  then PASSED=$((PASSED + 1)); echo "PASS: the same grids through ${#TOKENS[@]} clients"
+  else FAILED=$((FAILED + 1)); echo "FAIL: the clients' token grids differ"; fi
+fi
+
 # The server stops cleanly on SIGTERM.
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID"
