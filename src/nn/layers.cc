@@ -11,6 +11,11 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias
   }
 }
 
+LinearImpl::LinearImpl(torch::Tensor weight_view, torch::Tensor bias_view) {
+  weight = register_parameter("weight", std::move(weight_view), /*requires_grad=*/false);
+  if (bias_view.defined()) bias = register_parameter("bias", std::move(bias_view), false);
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
 
 Conv2dImpl::Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride,

@@ -18,6 +18,8 @@ struct TensorPlacement {
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias, const TensorPlacement& placement);
+  // Over existing storage (e.g. slices of a fused projection): loading weights by name fills it.
+  LinearImpl(torch::Tensor weight, torch::Tensor bias);
   torch::Tensor forward(const torch::Tensor& x);  // [..., in] -> [..., out]
 
   torch::Tensor weight;  // [out, in]
