@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <numeric>
@@ -85,8 +86,10 @@ std::string Header(const std::string& what, const std::string& device) {
   const std::time_t now = std::time(nullptr);
   char date[32];
   std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M", std::localtime(&now));
-  return absl::StrFormat("### %s (%s, %s, libtorch %s, %u CPU threads)\n", what, device, date, TORCH_VERSION,
-                         std::thread::hardware_concurrency());
+  const char* blas = std::getenv("BLIS_NUM_THREADS");
+  return absl::StrFormat("### %s (%s, %s, libtorch %s, %u CPU threads, %d intra-op, BLIS_NUM_THREADS=%s)\n", what,
+                         device, date, TORCH_VERSION, std::thread::hardware_concurrency(), at::get_num_threads(),
+                         blas != nullptr ? blas : "unset");
 }
 
 absl::Status ProfileStep(vqd::pipeline::VqDiffusionPipeline& pipeline, int64_t images, double guidance);
@@ -406,6 +409,7 @@ constexpr char kUsage[] = R"(usage:
 }  // namespace
 
 int main(int argc, char** argv) {
+  vqd::ConfigureCpuThreads();
   spdlog::set_level(spdlog::level::warn);
   if (argc < 2) {
     std::cerr << kUsage;

@@ -13,6 +13,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "base/cpu_count.h"
 #include "base/torch_util.h"
 #include "server/auth.h"
 #include "server/server_app.h"
@@ -141,6 +142,7 @@ std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+  const int cpu_threads = vqd::ConfigureCpuThreads();
   absl::SetProgramUsageMessage(
       "the VQ-Diffusion gRPC inference service.\n\n  vqd-server [--model DIR] [--listen HOST:PORT] [--devices ...] "
       "[--dtype ...] ...\n\nWithout --model it serves a tiny random model it creates itself.");
@@ -149,6 +151,7 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  spdlog::info("CPU: {} libtorch threads ({} CPUs available to the process)", cpu_threads, vqd::AvailableCpus());
 
   // SIGTERM and SIGINT are taken by a dedicated thread (sigwait); block them everywhere else,
   // before any thread exists so that every thread inherits the mask.

@@ -198,6 +198,7 @@ absl::Status RunInspect(const CliArgs& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  vqd::ConfigureCpuThreads();
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
   if (argc < 2) return UsageError("missing command");
   const std::string command = argv[1];

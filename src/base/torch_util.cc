@@ -1,10 +1,15 @@
 #include "base/torch_util.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
 #ifdef VQD_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
 #include "absl/strings/ascii.h"
+#include "base/cpu_count.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -82,6 +87,13 @@ void ResetPeakDeviceMemory(const torch::Device& device) {
   if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
 #endif
   (void)device;
+}
+
+int ConfigureCpuThreads() {
+  if (const char* set = std::getenv("OMP_NUM_THREADS"); set == nullptr || *set == '\0') {
+    at::set_num_threads(AvailableCpus());
+  }
+  return at::get_num_threads();
 }
 
 bool IsOutOfMemoryMessage(absl::string_view message) {
