@@ -24,7 +24,8 @@
 #
 # Environment: SOAK_REQUESTS (2000), SOAK_CONCURRENCY (48), SOAK_TIME_LIMIT (150 s), SOAK_SEED (1),
 # SOAK_RSS_LIMIT_MB, SOAK_RSS_GROWTH_MB (16), SOAK_REPORT (soak-report.json in the working
-# directory), SOAK_KEEP=1 keeps the work directory (model, logs).
+# directory), SOAK_KEEP=1 keeps the work directory (model, logs), SOAK_SERVER_ARGS (more vqd-server
+# flags, e.g. --priority-aging=1).
 set -uo pipefail
 SERVER=$1 VQD=$2 LOADGEN=$3
 REQUESTS=${SOAK_REQUESTS:-2000}
@@ -61,7 +62,8 @@ for f in "$SERVER" "$VQD" "$LOADGEN"; do [ -x "$f" ] || fail "not an executable:
 
 GRACE=5
 "$SERVER" --model "$WORK/model" --devices cpu --listen 127.0.0.1:0 --metrics-port 0 --metrics-address 127.0.0.1 \
-  --max-batch 16 --max-queue 32 --grace-period $GRACE --ready-file "$WORK/ready.json" > "$WORK/server.log" 2>&1 &
+  --max-batch 16 --max-queue 32 --grace-period $GRACE --ready-file "$WORK/ready.json" ${SOAK_SERVER_ARGS:-} \
+  > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 600); do
   [ -s "$WORK/ready.json" ] && break

@@ -293,6 +293,14 @@ int Run(const Options& opt) {
   int not_sent = 0;
   int time_limit_cancelled = 0;
   std::vector<double> ok_latency, all_latency, first_event;
+  // Latency of ok requests by priority band, to see starvation (and --priority-aging against it).
+  const std::vector<std::string> kBands = {"lowest", "negative", "zero", "positive", "highest"};
+  auto band_of = [](int32_t priority) -> std::string {
+    if (priority == INT32_MIN) return "lowest";
+    if (priority == INT32_MAX) return "highest";
+    return priority < 0 ? "negative" : priority == 0 ? "zero" : "positive";
+  };
+  std::map<std::string, std::vector<double>> ok_latency_by_band;
   for (const auto& o : kOutcomes) by_outcome[o] = 0;
   for (size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];
@@ -307,6 +315,7 @@ int Run(const Options& opt) {
     if (r.outcome == "ok") {
       images += r.images_received;
       ok_latency.push_back(r.latency_s);
+      ok_latency_by_band[band_of(plans[i].request.priority())].push_back(r.latency_s);
     }
     if (r.flags.time_limit && r.outcome == "cancelled") ++time_limit_cancelled;
     all_latency.push_back(r.latency_s);
@@ -400,6 +409,12 @@ int Run(const Options& opt) {
   out << absl::StrFormat("  latency of ok requests: p50 %.3f s, p90 %.3f s, p99 %.3f s, max %.3f s\n",
                          Percentile(ok_latency, 50), Percentile(ok_latency, 90), Percentile(ok_latency, 99),
                          Percentile(ok_latency, 100));
+  out << "  latency of ok requests by priority (p50/p99 s, count):";
+  for (const auto& band : kBands) {
+    const std::vector<double>& v = ok_latency_by_band[band];
+    out << absl::StrFormat(" %s %.3f/%.3f (%d)", band, Percentile(v, 50), Percentile(v, 99), static_cast<int>(v.size()));
+  }
+  out << "\n";
   out << absl::StrFormat("  latency of all requests: p50 %.3f s, p99 %.3f s; first event p50 %.3f s, p99 %.3f s\n",
                          Percentile(all_latency, 50), Percentile(all_latency, 99), Percentile(first_event, 50),
                          Percentile(first_event, 99));
@@ -465,6 +480,13 @@ int Run(const Options& opt) {
       << ", \"p90\": " << JsonNumber(Percentile(ok_latency, 90))
       << ", \"p99\": " << JsonNumber(Percentile(ok_latency, 99))
       << ", \"max\": " << JsonNumber(Percentile(ok_latency, 100)) << "},\n";
+    j << "  \"latency_ok_by_priority_s\": {";
+    for (size_t b = 0; b < kBands.size(); ++b) {
+      const std::vector<double>& v = ok_latency_by_band[kBands[b]];
+      j << (b == 0 ? "" : ", ") << Quote(kBands[b]) << ": {\"count\": " << v.size()
+        << ", \"p50\": " << JsonNumber(Percentile(v, 50)) << ", \"p99\": " << JsonNumber(Percentile(v, 99)) << "}";
+    }
+    j << "},\n";
     j << "  \"latency_all_s\": {\"p50\": " << JsonNumber(Percentile(all_latency, 50))
       << ", \"p99\": " << JsonNumber(Percentile(all_latency, 99)) << "},\n";
     if (metrics.enabled) {
