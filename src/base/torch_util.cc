@@ -1,6 +1,5 @@
 #include "base/torch_util.h"
 
-#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -9,10 +8,10 @@
 #endif
 
 #include "absl/strings/ascii.h"
-#include "base/cpu_count.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/cpu_count.h"
 
 namespace vqd {
 

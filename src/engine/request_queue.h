@@ -35,9 +35,8 @@ class RequestQueue {
         on_size_change_(std::move(on_size_change)) {}
 
   // Takes the request and returns how many requests are ahead of it. Its arrival time for aging
-  // is `request->accepted_at`. RESOURCE_EXHAUSTED when the
-  // queue holds `capacity` requests, UNAVAILABLE once closed; the caller then keeps the request
-  // and must answer the client. `on_accepted(position)` runs before any worker can see the
+  // is `request->accepted_at`. RESOURCE_EXHAUSTED when the queue holds `capacity` requests,
+  // UNAVAILABLE once closed; the caller then keeps the request and must answer the client. `on_accepted(position)` runs before any worker can see the
   // request (under the queue's lock), so the Queued event precedes every other event; it must
   // not call back into the queue.
   absl::StatusOr<size_t> Push(std::shared_ptr<GenerationRequest> request,

@@ -64,7 +64,7 @@ TEST(Png, RoundTripsRgbAndRgba) {
   for (int channels : {3, 4}) {
     for (auto [w, h] : std::vector<std::pair<int, int>>{{1, 1}, {7, 5}, {64, 48}, {300, 2}}) {
       for (int level : {0, 6, 9}) {
-        SCOPED_TRACE(testing::Message() << w << "x" << h << "x" << channels << " level " << level);
+        SCOPED_TRACE(::testing::Message() << w << "x" << h << "x" << channels << " level " << level);
         const std::vector<uint8_t> pixels = RandomPixels(static_cast<size_t>(w) * h * channels, w * 31 + h + level);
         absl::StatusOr<std::string> png = EncodePng(pixels.data(), w, h, channels, level);
         ASSERT_TRUE(png.ok()) << png.status();

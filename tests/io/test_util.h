@@ -5,44 +5,17 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
-#include <filesystem>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <system_error>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "common/scratch_dirs.h"
 
 namespace vqd::io::testing_util {
-
-// Folders made by MakeTempDir, removed when the process that made them exits.
-class TempDirs {
- public:
-  static TempDirs& Get() {
-    static TempDirs dirs;
-    return dirs;
-  }
-  void Add(std::string path) {
-    std::lock_guard<std::mutex> lock(mu_);
-    paths_.push_back(std::move(path));
-  }
-  ~TempDirs() {
-    if (getpid() != owner_) return;
-    std::error_code ignored;
-    for (const std::string& path : paths_) std::filesystem::remove_all(path, ignored);
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::string> paths_;
-  const pid_t owner_ = getpid();
-};
 
 // A fresh folder under the test temp dir, removed at exit.
 inline std::string MakeTempDir() {
@@ -51,7 +24,7 @@ inline std::string MakeTempDir() {
   std::string pattern = base + "/vqd_io_XXXXXX";
   const char* dir = ::mkdtemp(pattern.data());
   EXPECT_NE(dir, nullptr) << "mkdtemp failed for " << pattern;
-  if (dir != nullptr) TempDirs::Get().Add(pattern);
+  if (dir != nullptr) vqd::testing::ScratchDirs::Get().Add(pattern);
   return pattern;
 }
 
