@@ -2,12 +2,14 @@
 
 option(VQD_PCH "Precompile libtorch's headers once and reuse them in every target" ON)
 
-# Puts VQD_DEPS_PREFIX/include ahead of every other include folder of `target` (see the top
+# Puts VQD_DEPS_PREFIX/include (or VQD_SYSTEM_FIRST_INCLUDE, see VqdTorch.cmake) ahead of every other include folder of `target` (see the top
 # CMakeLists), sets the warnings, and reuses the precompiled libtorch headers.
 function(vqd_target_setup target)
   cmake_parse_arguments(ARG "NO_PCH" "" "" ${ARGN})
   if(VQD_DEPS_PREFIX)
     target_include_directories(${target} SYSTEM BEFORE PRIVATE ${VQD_DEPS_PREFIX}/include)
+  elseif(VQD_SYSTEM_FIRST_INCLUDE)
+    target_include_directories(${target} SYSTEM BEFORE PRIVATE ${VQD_SYSTEM_FIRST_INCLUDE})
   endif()
   # -pthread everywhere: gRPC adds it (defining _REENTRANT), and the precompiled header must match.
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter -pthread)

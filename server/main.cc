@@ -142,6 +142,16 @@ std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+  // SIGTERM and SIGINT are taken by a dedicated thread (sigwait); block them everywhere else,
+  // before any thread exists so that every thread inherits the mask. This comes first: PyTorch's
+  // libtorch starts its thread pool as soon as its size is set (ConfigureCpuThreads), and a pool
+  // thread with the signal unblocked would take SIGTERM's default action and kill the process.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   const int cpu_threads = vqd::ConfigureCpuThreads();
   absl::SetProgramUsageMessage(
       "the VQ-Diffusion gRPC inference service.\n\n  vqd-server [--model DIR] [--listen HOST:PORT] [--devices ...] "
@@ -152,14 +162,6 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
   spdlog::info("CPU: {} libtorch threads ({} CPUs available to the process)", cpu_threads, vqd::AvailableCpus());
-
-  // SIGTERM and SIGINT are taken by a dedicated thread (sigwait); block them everywhere else,
-  // before any thread exists so that every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<vqd::server::ServerConfig> config = ConfigFromFlags();
   if (!config.ok()) {

@@ -1,10 +1,12 @@
 #include "engine/device_worker.h"
 
 #include <algorithm>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "base/device_scope.h"
 #include "base/torch_util.h"
 #include "diffusion/gumbel_sampler.h"
 #include "io/png.h"
@@ -48,6 +50,11 @@ void DeviceWorker::Stop(const absl::Status& status) {
 }
 
 void DeviceWorker::Loop() {
+  // This thread's device and stream for everything it runs, for its whole life.
+  std::optional<DeviceScope> scope;
+  if (absl::Status s = CatchTorch("selecting the device", [&] { scope.emplace(pipeline_->info().device); }); !s.ok()) {
+    spdlog::error("worker {}: {}", device_name_, std::string(s.message()));
+  }
   spdlog::info("worker {}: running, up to {} transformer rows per step", device_name_, options_.max_batch_rows);
   int good_steps = 0;
   while (!stop_.load()) {

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "base/device_scope.h"
 #include "base/status_macros.h"
 #include "base/torch_util.h"
 #include "io/json_config.h"
@@ -41,7 +42,14 @@ absl::StatusOr<std::unique_ptr<VqDiffusionPipeline>> VqDiffusionPipeline::Load(c
   const auto start = std::chrono::steady_clock::now();
   VQD_ASSIGN_OR_RETURN(ModelDirectory dir, ModelDirectory::Open(model_dir));
   std::unique_ptr<VqDiffusionPipeline> p(new VqDiffusionPipeline());
-  VQD_RETURN_IF_ERROR(Annotate(p->LoadComponents(dir, options), absl::StrCat("loading model ", model_dir)));
+  if (options.device.is_cuda() && options.dtype == torch::kFloat32) UseExactFloat32OnCuda();
+  {
+    // The copies to the device run on a stream of the loading thread's own; they must be done
+    // before another thread's stream uses the weights.
+    DeviceScope scope(options.device);
+    VQD_RETURN_IF_ERROR(Annotate(p->LoadComponents(dir, options), absl::StrCat("loading model ", model_dir)));
+    VQD_RETURN_IF_ERROR(CatchTorch("waiting for the weights to reach the device", [&] { scope.Synchronize(); }));
+  }
   p->info_.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return p;
 }

@@ -3,6 +3,8 @@
 #   skip WHY           prints "SKIPPED: WHY" and exits 77 (CTest's SKIP_RETURN_CODE)
 #   fail WHY           prints "FAIL: WHY" and exits 1
 #   find_python_grpc   prints a Python interpreter that has grpcio, protobuf and a proto compiler
+#   ensure_node_modules installs client/node's locked packages (npm ci, or the archive of them in
+#                      ../shared/node where the npm registry cannot be reached); fails if neither works
 #   check_png FILE W H checks the PNG signature and the IHDR width and height
 #   check_tokens OUT N checks OUT/tokens.json: N final grids of the size OUT/info.json gives
 
@@ -27,6 +29,34 @@ PY
     fi
   done
   return 1
+}
+
+# The packages of client/node/package-lock.json. Tests run in parallel, so one installs while the
+# others wait on the lock. $VQD_NODE_MODULES_ARCHIVE overrides the archive's path.
+ensure_node_modules() {
+  local dir="$REPO_ROOT/client/node"
+  local archive=${VQD_NODE_MODULES_ARCHIVE:-$REPO_ROOT/../shared/node/client-node-modules.tar.gz}
+  command -v node >/dev/null 2>&1 || fail "node is not installed (scripts/install-deps.sh --extras installs it)"
+  # Folders are not proof: an npm ci that cannot reach the registry may leave them half-filled
+  # and still exit 0.
+  modules_load() { (cd "$dir" && node -e 'require("@grpc/grpc-js"); require("@grpc/proto-loader")') >/dev/null 2>&1; }
+  (
+    flock 9
+    modules_load && exit 0
+    if command -v npm >/dev/null 2>&1 &&
+       timeout 120 npm ci --prefix "$dir" --no-audit --no-fund --fetch-retries=0 --fetch-timeout=15000 >&2 &&
+       modules_load; then
+      echo "installed the node client's packages with npm ci" >&2
+    elif [ -f "$archive" ]; then
+      rm -rf "$dir/node_modules"
+      tar -xzf "$archive" -C "$dir" || exit 1
+      echo "npm ci could not install the packages; unpacked the locked ones from $archive" >&2
+    else
+      echo "npm ci failed and there is no $archive" >&2
+      exit 1
+    fi
+    modules_load
+  ) 9> "${TMPDIR:-/tmp}/vqd-node-modules.lock" || fail "cannot install @grpc/grpc-js and @grpc/proto-loader for client/node"
 }
 
 # Reads a 4-byte big-endian integer at OFFSET of FILE.

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs client/node/vqd_client.js against a live server: info --json, then a 2-image, 5-step
-# generate whose PNG files must have ModelInfo's image size. Installs client/node's packages with
-# `npm ci` when node_modules is missing.
+# generate whose PNG files must have ModelInfo's image size. Installs client/node's packages when
+# node_modules is missing (ensure_node_modules in lib.sh).
 #   run_node_client.sh SERVER_ADDR OUTDIR
-# Exit 0: passed; 1: failed; 77: skipped (node or npm missing, or the packages cannot be installed).
+# Exit 0: passed; 1: failed (node missing or its packages not installable included).
 set -euo pipefail
 # $VQD_TEST_TOKEN, when set, is sent as the bearer token.
 source "$(dirname "$0")/lib.sh"
@@ -11,13 +11,7 @@ source "$(dirname "$0")/lib.sh"
 SERVER=$1
 OUT=$2/node
 NODE_DIR="$REPO_ROOT/client/node"
-command -v node >/dev/null 2>&1 || skip "node is not installed"
-if [ ! -d "$NODE_DIR/node_modules/@grpc/grpc-js" ] || [ ! -d "$NODE_DIR/node_modules/@grpc/proto-loader" ]; then
-  command -v npm >/dev/null 2>&1 || skip "npm is not installed and $NODE_DIR/node_modules is missing"
-  echo "installing the node client's packages (npm ci)"
-  (npm ci --prefix "$NODE_DIR" --no-audit --no-fund || npm install --prefix "$NODE_DIR" --no-audit --no-fund) >&2 \
-    || skip "cannot install @grpc/grpc-js and @grpc/proto-loader with npm"
-fi
+ensure_node_modules
 CLIENT=(node "$NODE_DIR/vqd_client.js" --server "$SERVER" ${VQD_TEST_TOKEN:+--token "$VQD_TEST_TOKEN"})
 rm -rf "$OUT" && mkdir -p "$OUT"
 

@@ -141,12 +141,8 @@ fi
 
 echo "=== exit codes"
 error_cases python "$PY" "$REPO_ROOT/client/python/vqd_client.py"
-if command -v node >/dev/null 2>&1 && [ -d "$REPO_ROOT/client/node/node_modules/@grpc/grpc-js" ]; then
-  error_cases node node "$REPO_ROOT/client/node/vqd_client.js"
-else
-  SKIPPED=$((SKIPPED + 1))
-  echo "SKIP: node exit codes (node or client/node/node_modules missing)"
-fi
+ensure_node_modules
+error_cases node node "$REPO_ROOT/client/node/vqd_client.js"
 if [ -n "$CPP_CLIENT" ]; then
   error_cases cpp "$CPP_CLIENT"
   # Same seed, same images: the fake server draws them from the seed, and the client must pass it.
