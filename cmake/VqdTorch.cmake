@@ -75,3 +75,11 @@ if(NOT VQD_DEPS_PREFIX)
     endif()
   endforeach()
 endif()
+
+# PyTorch's libtorch.so defines std::filesystem functions of its own (remove_all among them),
+# and its copy crashes when called from our programs (seen: a null call inside remove_all at
+# exit). Programs resolve a symbol from the first library that defines it, in the order the
+# linker recorded them; naming libstdc++ before everything else makes its definitions win.
+if(Torch_VERSION VERSION_GREATER_EQUAL 2)
+  string(APPEND CMAKE_EXE_LINKER_FLAGS " -Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state")
+endif()

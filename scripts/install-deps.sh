@@ -10,9 +10,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev
   # Debian's libtorch multiplies matrices with whatever provides libblas.so.3. Without a choice
-  # apt picks the reference BLAS, about 30 times slower on our models; OpenBLAS makes
-  # prometheus-cpp's embedded HTTP server (civetweb) fail to start in the same process (seen on
-  # Debian 12); BLIS is fast and compatible.
+  # apt picks the reference BLAS, about 30 times slower on our models; BLIS is fast.
   libblis4-pthread
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libfmt-dev prometheus-cpp-dev libcivetweb-dev libabsl-dev

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
 
@@ -113,15 +114,12 @@ ServiceMetrics::~ServiceMetrics() {
 }
 
 absl::StatusOr<int> ServiceMetrics::Serve(const std::string& address, int port) {
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(absl::StrCat(address, ":", port));
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", address, ":", port, ": ", e.what()));
-  }
-  exposer_->RegisterCollectable(registry_);
-  const auto ports = exposer_->GetListeningPorts();
-  if (ports.empty()) return absl::InternalError("the metrics endpoint has no listening port");
-  return ports.front();
+  auto server = MetricsHttpServer::Start(address, port, [registry = registry_] {
+    return prometheus::TextSerializer().Serialize(registry->Collect());
+  });
+  if (!server.ok()) return server.status();
+  http_ = std::move(*server);
+  return http_->port();
 }
 
 void ServiceMetrics::WatchDevices(const std::vector<torch::Device>& devices) {

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -19,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/engine_observer.h"
+#include "server/metrics_http_server.h"
 
 namespace vqd::server {
 
@@ -53,7 +53,7 @@ class ServiceMetrics : public engine::EngineObserver {
   prometheus::Counter& RequestCounter(engine::Outcome outcome);
 
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsHttpServer> http_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& request_duration_;
   prometheus::Family<prometheus::Histogram>& queue_wait_;

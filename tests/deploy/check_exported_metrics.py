@@ -6,7 +6,7 @@
 
 Reads the Prometheus text exposition (format 0.0.4). Fails when
   - a family the server exports (a `# TYPE` line, or samples of an undeclared family) whose name
-    starts with vqd_ or exposer_ is missing from the list (the list is out of date), or
+    starts with vqd_ is missing from the list (the list is out of date), or
   - a family's type differs from the list's, or
   - a family in the list is absent from the server, unless --allow-absent: prometheus-cpp omits a
     labelled family until its first child exists (vqd_requests_total before the first request,
@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import promql_names  # noqa: E402
 
-CHECKED_PREFIXES = ("vqd_", "exposer_")
+CHECKED_PREFIXES = ("vqd_",)
 SAMPLE = re.compile(r"^([A-Za-z_:][\w:]*)(\{.*\})?\s+\S+")
 
 
