@@ -1,54 +1,89 @@
 #!/usr/bin/env python3
-"""diffusers' VQDiffusionPipeline on the same model directory and GPU as vqd-bench, for the side
-by side table of bench/RESULTS.md. Needs torch (CUDA), transformers and diffusers' source on
-PYTHONPATH; run by bench/run_gpu_bench.sh.
+"""diffusers' VQDiffusionPipeline on the same model directory and GPU as vqd-bench, for the side by
+side rows of bench/RESULTS.md. Needs torch, transformers and diffusers; run by bench/gpu_check.sh.
 
-Prints one markdown table: images per call, seconds, images/s and peak GPU memory, for plain
-fp16 and for the transformer under torch.compile (the strongest set-up of ../shared/gpu/README.md).
+Plain fp16 at each of --images per call, then the transformer under torch.compile at each of
+--compile-images (the strongest set-up of ../shared/gpu/README.md). Each row: one untimed warm-up
+call of 2 steps (compilation included), then the timed call. Prints a markdown table and, with
+--json, writes the rows as they are measured (partial results survive a timeout).
 """
 import argparse
+import json
 import time
 
 import torch
-from diffusers import VQDiffusionPipeline
+from transformers import CLIPTextModel, CLIPTokenizer
+from diffusers import Transformer2DModel, VQDiffusionPipeline, VQDiffusionScheduler, VQModel
+from diffusers.pipelines.deprecated.vq_diffusion.pipeline_vq_diffusion import LearnedClassifierFreeSamplingEmbeddings
 
 
-def run(pipe, images, steps, guidance):
-    generator = torch.Generator("cuda").manual_seed(0)
+def run(pipe, images, steps, guidance, device):
+    generator = torch.Generator(device).manual_seed(0)
     pipe("a photo of a red car parked by the sea", num_images_per_prompt=images, num_inference_steps=steps,
          guidance_scale=guidance, generator=generator, output_type="np")
-    torch.cuda.synchronize()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def counts(text):
+    return [int(x) for x in text.split(",") if x]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--images", default="1,8,32")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--images", default="1,32")
+    parser.add_argument("--compile-images", default="32", help="images per call with torch.compile; empty: none")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--guidance", type=float, default=5.0)
-    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--json")
     args = parser.parse_args()
-    counts = [int(x) for x in args.images.split(",")]
 
-    pipe = VQDiffusionPipeline.from_pretrained(args.model, torch_dtype=torch.float16, variant="fp16").to("cuda")
+    cuda = args.device.startswith("cuda")
+    dtype = torch.float16 if cuda else torch.float32
+    # Component by component: recent diffusers no longer resolve the deprecated
+    # LearnedClassifierFreeSamplingEmbeddings named in model_index.json.
+    weights = dict(torch_dtype=dtype, variant="fp16")
+    pipe = VQDiffusionPipeline(
+        vqvae=VQModel.from_pretrained(args.model, subfolder="vqvae", **weights),
+        text_encoder=CLIPTextModel.from_pretrained(args.model, subfolder="text_encoder", **weights),
+        tokenizer=CLIPTokenizer.from_pretrained(args.model, subfolder="tokenizer"),
+        transformer=Transformer2DModel.from_pretrained(args.model, subfolder="transformer", **weights),
+        scheduler=VQDiffusionScheduler.from_pretrained(args.model, subfolder="scheduler"),
+        learned_classifier_free_sampling_embeddings=LearnedClassifierFreeSamplingEmbeddings.from_pretrained(
+            args.model, subfolder="learned_classifier_free_sampling_embeddings", **weights),
+    ).to(args.device)
     pipe.set_progress_bar_config(disable=True)
-    print(f"### diffusers VQDiffusionPipeline ({torch.cuda.get_device_name(0)}, torch {torch.__version__}, "
+    name = torch.cuda.get_device_name(0) if cuda else "cpu"
+    report = {"gpu": name, "torch": torch.__version__, "dtype": str(dtype).replace("torch.", ""),
+              "steps": args.steps, "guidance": args.guidance, "runs": []}
+    print(f"### diffusers VQDiffusionPipeline ({name}, torch {torch.__version__}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n")
-    print(f"{args.steps} steps, guidance {args.guidance}, fp16\n")
+    print(f"{args.steps} steps, guidance {args.guidance}, {report['dtype']}\n")
     print("| set-up | images per call | seconds | images/s | peak GiB |")
     print("|---|---|---|---|---|")
-    setups = [("plain fp16", False)] + ([] if args.no_compile else [("torch.compile transformer", True)])
-    for label, compiled in setups:
-        if compiled:
+    setups = [("plain", counts(args.images)), ("torch.compile transformer", counts(args.compile_images))]
+    for label, image_counts in setups:
+        if not image_counts:
+            continue
+        if label != "plain":
             pipe.transformer = torch.compile(pipe.transformer)
-        for n in counts:
-            run(pipe, n, 2, args.guidance)  # warm-up (and compilation)
-            torch.cuda.reset_peak_memory_stats()
+        for n in image_counts:
+            run(pipe, n, 2, args.guidance, args.device)  # warm-up (and compilation)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
-            run(pipe, n, args.steps, args.guidance)
+            run(pipe, n, args.steps, args.guidance, args.device)
             seconds = time.perf_counter() - start
-            peak = torch.cuda.max_memory_allocated() / 2**30
-            print(f"| {label} | {n} | {seconds:.2f} | {n / seconds:.3f} | {peak:.1f} |", flush=True)
+            peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+            report["runs"].append({"setup": label, "images": n, "seconds": seconds, "images_per_s": n / seconds,
+                                   "peak_gib": peak})
+            print(f"| {label} | {n} | {seconds:.2f} | {n / seconds:.3f} | "
+                  f"{'n/a' if peak is None else f'{peak:.1f}'} |", flush=True)
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(report, f, indent=2)
     print()
 
 

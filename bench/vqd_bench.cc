@@ -14,6 +14,12 @@
 //   vqd-bench agreement --model DIR [--device D] [--dtype fp16|bf16] [--seeds K] [--steps N]
 //       Final token grids of K seeds in half precision against float32 on the same device:
 //       the share of tokens that agree.
+//   vqd-bench fidelity --model DIR [--device D] [--dtypes fp16,bf16] [--seeds K] [--steps N] [--every E]
+//       Per-step divergence of the half-precision paths (plain and fast) from float32, teacher
+//       forced: at every E-th step of a float32 run each path sees the same input tokens, and the
+//       KL divergence and argmax agreement of their log p(x_0) distributions are recorded.
+// Every mode takes --json FILE to also write its results as JSON (bench/gpu_check.sh reads them);
+// pipeline and server take --fused auto|on|off (the fast path; auto: on for CUDA in half precision).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -21,8 +27,11 @@
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
+#include <fstream>
 #include <numeric>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -36,9 +45,11 @@
 #include "base/torch_util.h"
 #include "diffusion/gumbel_sampler.h"
 #include "diffusion/guidance.h"
+#include "diffusion/kernels/posterior_gumbel.h"
 #include "diffusion/q_posterior.h"
 #include "diffusion/truncation.h"
 #include "pipeline/generate.h"
+#include "pipeline/transformer_runner.h"
 #include "server/server_app.h"
 #include "transformer_flops.h"
 #include "vqdiffusion/v1/vqdiffusion.grpc.pb.h"
@@ -94,15 +105,61 @@ std::string Header(const std::string& what, const std::string& device) {
 
 absl::Status ProfileStep(vqd::pipeline::VqDiffusionPipeline& pipeline, int64_t images, double guidance);
 
-// The pipeline's unconditional text context repeated for `rows` transformer rows (a stand-in
-// for real prompts: the transformer's cost does not depend on the text).
-vqd::model::TextContext NullContextRows(const vqd::pipeline::VqDiffusionPipeline& pipeline, int64_t rows) {
-  vqd::model::TextContext context;
-  for (const auto& kv : pipeline.null_context()) {
-    context.push_back({kv.key.expand({rows, -1, -1}), kv.value.expand({rows, -1, -1})});
-  }
-  return context;
+// --fused auto|on|off: unset (the pipeline's default), or forced.
+absl::StatusOr<std::optional<bool>> FusedOption(const CliArgs& args) {
+  const std::string value = args.Get("fused").value_or("auto");
+  if (value == "auto") return std::optional<bool>();
+  if (value == "on" || value == "off") return std::optional<bool>(value == "on");
+  return absl::InvalidArgumentError("--fused takes auto, on or off");
 }
+
+// "fast path (buckets 2..64, CUDA graphs)" or "reference path".
+std::string PathLabel(const vqd::pipeline::PipelineInfo& info) {
+  if (!info.fused) return "reference path";
+  if (info.row_buckets.empty()) return "fast path, eager";
+  return absl::StrFormat("fast path, row buckets %d..%d, %s", info.row_buckets.front(), info.row_buckets.back(),
+                         info.cuda_graphs ? "CUDA graphs" : "no CUDA graphs");
+}
+
+nlohmann::json InfoJson(const vqd::pipeline::PipelineInfo& info) {
+  return {{"device", info.device.str()},   {"dtype", vqd::DtypeName(info.dtype)}, {"model", info.model_name},
+          {"fused", info.fused},           {"row_buckets", info.row_buckets},    {"cuda_graphs", info.cuda_graphs},
+          {"load_seconds", info.load_seconds}};
+}
+
+absl::Status WriteJson(const CliArgs& args, const nlohmann::json& json) {
+  const auto path = args.Get("json");
+  if (!path) return absl::OkStatus();
+  std::ofstream out(*path);
+  out << json.dump(2) << "\n";
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", *path));
+  return absl::OkStatus();
+}
+
+std::optional<double> PeakDeviceGiB(const torch::Device& device) {
+  const auto memory = vqd::QueryDeviceMemory(device);
+  if (!memory) return std::nullopt;
+  return static_cast<double>(memory->peak_allocated_bytes) / 1073741824.0;
+}
+
+// One transformer pass as DenoiseStep runs it (reference or fast path, CUDA graph included), over
+// `tokens` with the unconditional text context (a stand-in for real prompts: the transformer's
+// cost does not depend on the text).
+class TransformerPass {
+ public:
+  TransformerPass(vqd::pipeline::VqDiffusionPipeline& pipeline, torch::Tensor tokens, int64_t timestep)
+      : pipeline_(pipeline), pieces_{{std::move(tokens), timestep, nullptr}} {}
+  torch::Tensor Run() const {
+    vqd::pipeline::StepUpload upload(pipeline_.info().device);
+    const auto pass = pipeline_.transformer_runner().Prepare(pieces_, upload);
+    upload.Upload();
+    return pipeline_.transformer_runner().Run(pass, upload);
+  }
+
+ private:
+  vqd::pipeline::VqDiffusionPipeline& pipeline_;
+  std::vector<vqd::pipeline::RowPiece> pieces_;
+};
 
 absl::Status RunPipelineBench(const CliArgs& args) {
   VQD_ASSIGN_OR_RETURN(std::string model_dir, args.Required("model"));
@@ -112,15 +169,23 @@ absl::Status RunPipelineBench(const CliArgs& args) {
   VQD_ASSIGN_OR_RETURN(std::vector<int64_t> image_counts, IntList(args, "images", "1,4"));
   VQD_ASSIGN_OR_RETURN(int64_t steps, args.Int("steps", 20));
   VQD_ASSIGN_OR_RETURN(double guidance, args.Double("guidance", 5.0));
+  VQD_ASSIGN_OR_RETURN(options.fused, FusedOption(args));
+  // The fast path's buckets cover the largest request of the table.
+  const int64_t max_rows =
+      vqd::pipeline::VqDiffusionPipeline::RowsFor(*std::max_element(image_counts.begin(), image_counts.end()), guidance > 1);
+  VQD_ASSIGN_OR_RETURN(options.graph_max_rows, args.Int("graph-rows", max_rows));
   VQD_ASSIGN_OR_RETURN(auto pipeline, vqd::pipeline::VqDiffusionPipeline::Load(model_dir, options));
   const auto& info = pipeline->info();
+  nlohmann::json json = {{"mode", "pipeline"}, {"info", InfoJson(info)}, {"steps", steps}, {"guidance", guidance},
+                         {"runs", nlohmann::json::array()}};
   const double flops_per_row = vqd::bench::TransformerFlopsPerRow(pipeline->transformer()->config());
 
   std::cout << Header("pipeline, in process", info.device.str()) << "\n"
-            << absl::StrFormat("model %s (%.1f M transformer parameters, %.3f TFLOP per row and step), %s, %d steps, "
-                               "guidance %.1f, load %.2f s\n\n",
+            << absl::StrFormat("model %s (%.1f M transformer parameters, %.3f TFLOP per row and step), %s, %s, %d "
+                               "steps, guidance %.1f, load %.2f s\n\n",
                                info.model_name, static_cast<double>(info.transformer_parameters) / 1e6,
-                               flops_per_row / 1e12, vqd::DtypeName(info.dtype), steps, guidance, info.load_seconds)
+                               flops_per_row / 1e12, vqd::DtypeName(info.dtype), PathLabel(info), steps, guidance,
+                               info.load_seconds)
             << "| images | end to end s | images/s | s/step | transformer rows | forward ms | TFLOP/s | peak device GiB | peak RSS GiB |\n"
             << "|---|---|---|---|---|---|---|---|---|\n";
   for (int64_t images : image_counts) {
@@ -140,6 +205,7 @@ absl::Status RunPipelineBench(const CliArgs& args) {
     VQD_RETURN_IF_ERROR(vqd::pipeline::Generate(*pipeline, params).status());
     Sync(info.device);
     const double total = Seconds(Clock::now() - start);
+    const std::optional<double> peak = PeakDeviceGiB(info.device);  // the generation's, before the timing below
 
     // The transformer alone at the batch this request runs (2 rows per image with guidance).
     const int64_t rows = vqd::pipeline::VqDiffusionPipeline::RowsFor(images, params.guidance_scale > 1);
@@ -148,24 +214,30 @@ absl::Status RunPipelineBench(const CliArgs& args) {
       torch::InferenceMode guard;
       const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(info.device);
       torch::Tensor tokens = torch::randint(0, info.codebook_size + 1, {rows, info.num_latent_pixels}, opts);
-      torch::Tensor timesteps = torch::full({rows}, info.num_train_timesteps / 2, opts);
-      const vqd::model::TextContext context = NullContextRows(*pipeline, rows);
-      pipeline->transformer()(tokens, timesteps, context);  // warm-up
+      const TransformerPass pass(*pipeline, tokens, info.num_train_timesteps / 2);
+      pass.Run();  // warm-up
       Sync(info.device);
       constexpr int kRepeats = 3;
       const auto t0 = Clock::now();
-      for (int i = 0; i < kRepeats; ++i) pipeline->transformer()(tokens, timesteps, context);
+      for (int i = 0; i < kRepeats; ++i) pass.Run();
       Sync(info.device);
       forward_ms = Seconds(Clock::now() - t0) / kRepeats * 1000;
     }));
     const double tflops = flops_per_row * static_cast<double>(rows) / (forward_ms / 1000) / 1e12;
-    const auto memory = vqd::QueryDeviceMemory(info.device);
     std::cout << absl::StrFormat("| %d | %.2f | %.3f | %.3f | %d | %.1f | %.4g | %s | %.2f |\n", images, total,
                                  static_cast<double>(images) / total, total / static_cast<double>(steps), rows,
-                                 forward_ms, tflops,
-                                 memory ? absl::StrFormat("%.2f", memory->peak_allocated_bytes / 1073741824.0) : "n/a",
-                                 PeakRssGiB())
+                                 forward_ms, tflops, peak ? absl::StrFormat("%.2f", *peak) : "n/a", PeakRssGiB())
               << std::flush;
+    json["runs"].push_back({{"images", images},
+                            {"seconds", total},
+                            {"images_per_s", static_cast<double>(images) / total},
+                            {"s_per_step", total / static_cast<double>(steps)},
+                            {"rows", rows},
+                            {"forward_ms", forward_ms},
+                            {"tflops", tflops},
+                            {"peak_device_gib", peak ? nlohmann::json(*peak) : nlohmann::json()},
+                            {"peak_rss_gib", PeakRssGiB()}});
+    VQD_RETURN_IF_ERROR(WriteJson(args, json));  // after every row: partial results survive a timeout
   }
   std::cout << "\n";
   return ProfileStep(*pipeline, image_counts.back(), guidance);
@@ -183,7 +255,7 @@ absl::Status ProfileStep(vqd::pipeline::VqDiffusionPipeline& pipeline, int64_t i
     const auto long_opts = torch::TensorOptions().dtype(torch::kInt64).device(info.device);
     torch::Tensor tokens = torch::randint(0, info.codebook_size + 1, {rows, info.num_latent_pixels}, long_opts);
     torch::Tensor timesteps = torch::full({rows}, info.num_train_timesteps / 2, long_opts);
-    const vqd::model::TextContext context = NullContextRows(pipeline, rows);
+    const TransformerPass pass(pipeline, tokens, info.num_train_timesteps / 2);
     torch::Generator generator = vqd::diffusion::MakeGenerator(info.device, 0);
     auto timed = [&](const std::string& name, const std::function<torch::Tensor()>& fn) {
       fn();  // warm-up
@@ -194,8 +266,9 @@ absl::Status ProfileStep(vqd::pipeline::VqDiffusionPipeline& pipeline, int64_t i
       phases.emplace_back(name, Seconds(Clock::now() - start) * 1000);
       return out;
     };
-    torch::Tensor log_p = timed("transformer forward (incl. float64 log-softmax)",
-                                [&] { return pipeline.transformer()(tokens, timesteps, context); });
+    torch::Tensor log_p = timed(info.fused ? "transformer forward (fast path, incl. fused log-softmax)"
+                                           : "transformer forward (incl. float64 log-softmax)",
+                                [&] { return pass.Run().clone(); });
     torch::Tensor x0 = log_p.narrow(0, rows - images, images);
     const auto float_opts = torch::TensorOptions().dtype(torch::kFloat32).device(info.device);
     if (guided) {
@@ -209,11 +282,19 @@ absl::Status ProfileStep(vqd::pipeline::VqDiffusionPipeline& pipeline, int64_t i
     });
     torch::Tensor x_t = tokens.narrow(0, 0, images);
     torch::Tensor t = timesteps.narrow(0, 0, images);
-    torch::Tensor posterior = timed("q_posterior", [&] { return vqd::diffusion::QPosterior(pipeline.schedule(), x0, x_t, t); });
     torch::Tensor uniform = timed("uniform noise (torch.rand)", [&] {
-      return vqd::diffusion::DrawUniform(generator, posterior.sizes(), info.device);
+      return vqd::diffusion::DrawUniform(generator, {images, info.codebook_size + 1, info.num_latent_pixels},
+                                         info.device);
     });
-    timed("Gumbel-max sampling", [&] { return vqd::diffusion::GumbelArgmax(posterior, uniform); });
+    if (info.fused) {
+      timed("posterior + Gumbel-max (fused)", [&] {
+        return vqd::diffusion::SamplePosterior(pipeline.schedule(), x0, x_t, t, uniform, /*fused=*/true);
+      });
+    } else {
+      torch::Tensor posterior =
+          timed("q_posterior", [&] { return vqd::diffusion::QPosterior(pipeline.schedule(), x0, x_t, t); });
+      timed("Gumbel-max sampling", [&] { return vqd::diffusion::GumbelArgmax(posterior, uniform); });
+    }
   }));
   double total = 0;
   for (const auto& [name, ms] : phases) total += ms;
@@ -232,6 +313,7 @@ struct LoadResult {
   double wall_seconds = 0;
   std::vector<double> latencies;        // call start -> Done
   std::vector<double> first_progress;   // Started -> first Progress, as the client sees it
+  std::vector<double> first_progress_from_call;  // call start -> first Progress (queueing included)
   std::string first_error;
 };
 
@@ -275,6 +357,9 @@ LoadResult RunLoad(const std::string& target, int64_t clients, int64_t per_clien
         if (started != Clock::time_point{} && first_progress != Clock::time_point{}) {
           result.first_progress.push_back(Seconds(first_progress - started));
         }
+        if (first_progress != Clock::time_point{}) {
+          result.first_progress_from_call.push_back(Seconds(first_progress - call_start));
+        }
       }
     });
   }
@@ -307,8 +392,12 @@ absl::Status RunServerBench(const CliArgs& args) {
   std::vector<Setup> setups = {{absl::StrCat("batched (max ", max_batch, " rows)"), max_batch}};
   if (args.Has("unbatched-baseline")) setups.push_back({absl::StrCat("one request per step (", rows, " rows)"), rows});
 
+  VQD_ASSIGN_OR_RETURN(std::optional<bool> fused, FusedOption(args));
   std::string device_label = "external server";
   std::vector<std::string> lines;
+  nlohmann::json json = {{"mode", "server"}, {"steps", steps}, {"images_per_request", images}, {"guidance", guidance},
+                         {"requests_per_client", per_client}, {"runs", nlohmann::json::array()}};
+  std::optional<torch::Device> local_device;
   for (const Setup& setup : setups) {
     std::unique_ptr<vqd::server::ServerApp> app;
     std::string target;
@@ -326,29 +415,52 @@ absl::Status RunServerBench(const CliArgs& args) {
       config.max_batch_rows = setup.max_batch;
       config.max_queue = 4096;
       config.limits.max_images = std::max<int64_t>(images, 16);
+      config.fused = fused;
       VQD_ASSIGN_OR_RETURN(app, vqd::server::ServerApp::Start(config));
       target = absl::StrCat("127.0.0.1:", app->grpc_port());
-      device_label = absl::StrCat(device.str(), " ", vqd::DtypeName(config.dtype), ", model ", app->engine().info().model_name);
+      const auto& info = app->engine().info();
+      device_label = absl::StrCat(device.str(), " ", vqd::DtypeName(config.dtype), ", model ", info.model_name, ", ",
+                                  PathLabel(info));
+      json["info"] = InfoJson(info);
+      local_device = device;
     }
     RunLoad(target, 1, 1, request);  // warm-up
     for (int64_t clients : client_counts) {
+      if (local_device) vqd::ResetPeakDeviceMemory(*local_device);
       LoadResult r = RunLoad(target, clients, per_client, request);
       if (r.failures > 0) {
         return absl::InternalError(absl::StrCat(r.failures, " of ", r.requests, " requests failed: ", r.first_error));
       }
-      lines.push_back(absl::StrFormat("| %s | %d | %d | %.3f | %.2f | %.2f | %.1f | %.1f |", setup.label, clients,
+      const std::optional<double> peak = local_device ? PeakDeviceGiB(*local_device) : std::nullopt;
+      lines.push_back(absl::StrFormat("| %s | %d | %d | %.3f | %.2f | %.2f | %.1f | %.1f | %s |", setup.label, clients,
                                       r.requests, static_cast<double>(r.images) / r.wall_seconds,
                                       Percentile(r.latencies, 50), Percentile(r.latencies, 99),
-                                      Percentile(r.first_progress, 50) * 1000, Percentile(r.first_progress, 99) * 1000));
+                                      Percentile(r.first_progress, 50) * 1000, Percentile(r.first_progress, 99) * 1000,
+                                      peak ? absl::StrFormat("%.2f", *peak) : "n/a"));
       std::cerr << lines.back() << "\n";
+      json["runs"].push_back({{"server", setup.label},
+                              {"batched", setup.max_batch == max_batch},
+                              {"clients", clients},
+                              {"requests", r.requests},
+                              {"images", r.images},
+                              {"wall_seconds", r.wall_seconds},
+                              {"images_per_s", static_cast<double>(r.images) / r.wall_seconds},
+                              {"latency_p50_s", Percentile(r.latencies, 50)},
+                              {"latency_p99_s", Percentile(r.latencies, 99)},
+                              {"first_progress_p50_ms", Percentile(r.first_progress, 50) * 1000},
+                              {"first_progress_p99_ms", Percentile(r.first_progress, 99) * 1000},
+                              {"first_progress_from_call_p50_ms", Percentile(r.first_progress_from_call, 50) * 1000},
+                              {"first_progress_from_call_p99_ms", Percentile(r.first_progress_from_call, 99) * 1000},
+                              {"peak_device_gib", peak ? nlohmann::json(*peak) : nlohmann::json()}});
+      VQD_RETURN_IF_ERROR(WriteJson(args, json));
     }
     if (app) app->Drain(absl::Seconds(5));
   }
   std::cout << Header("server over gRPC on loopback", device_label) << "\n"
             << absl::StrFormat("%d steps, %d image(s) per request, guidance %.1f (%d rows per request), %d requests per client\n\n",
                                steps, images, guidance, rows, per_client)
-            << "| server | clients | requests | images/s | latency p50 s | latency p99 s | first progress p50 ms | first progress p99 ms |\n"
-            << "|---|---|---|---|---|---|---|---|\n"
+            << "| server | clients | requests | images/s | latency p50 s | latency p99 s | first progress p50 ms | first progress p99 ms | peak device GiB |\n"
+            << "|---|---|---|---|---|---|---|---|---|\n"
             << absl::StrJoin(lines, "\n") << "\n\n";
   return absl::OkStatus();
 }
@@ -395,7 +507,150 @@ absl::Status RunAgreementBench(const CliArgs& args) {
                                  100.0 * static_cast<double>(e) / static_cast<double>(reference[s].numel()));
   }
   std::cout << absl::StrFormat("| all | | **%.2f%%** of %d tokens |\n\n", 100.0 * static_cast<double>(equal) / static_cast<double>(total), total);
-  return absl::OkStatus();
+  return WriteJson(args, {{"mode", "agreement"}, {"device", device.str()}, {"dtype", vqd::DtypeName(half)},
+                          {"steps", steps}, {"seeds", seeds},
+                          {"tokens_equal", static_cast<double>(equal) / static_cast<double>(total)}});
+}
+
+// Teacher-forced per-step divergence from float32: a float32 run (reference path) sets the input
+// tokens of every step; at every `every`-th step each half-precision pipeline (plain: reference
+// path in that dtype; fast: the fast path) gets the same tokens and timestep, and the guided,
+// truncated log p(x_0) of each is compared with float32's: KL(fp32 || it) averaged over positions,
+// and the share of positions whose most likely class agrees.
+absl::Status RunFidelityBench(const CliArgs& args) {
+  VQD_ASSIGN_OR_RETURN(std::string model_dir, args.Required("model"));
+  VQD_ASSIGN_OR_RETURN(torch::Device device, vqd::ParseDevice(args.Get("device").value_or("cpu")));
+  std::vector<torch::Dtype> dtypes;
+  for (absl::string_view name : absl::StrSplit(args.Get("dtypes").value_or("fp16,bf16"), ',', absl::SkipEmpty())) {
+    VQD_ASSIGN_OR_RETURN(torch::Dtype dtype, vqd::ParseDtype(name));
+    if (dtype == torch::kFloat32) return absl::InvalidArgumentError("--dtypes lists half precisions (fp16, bf16)");
+    dtypes.push_back(dtype);
+  }
+  VQD_ASSIGN_OR_RETURN(int64_t seeds, args.Int("seeds", 1));
+  VQD_ASSIGN_OR_RETURN(int64_t steps, args.Int("steps", 100));
+  VQD_ASSIGN_OR_RETURN(int64_t every, args.Int("every", 5));
+  VQD_ASSIGN_OR_RETURN(double guidance, args.Double("guidance", 5.0));
+  if (every < 1) return absl::InvalidArgumentError("--every must be at least 1");
+  const std::vector<std::string> prompts = {"teddy bear playing in the pool", "a red car parked by the sea",
+                                            "a bowl of fruit on a wooden table", "a long exposure photo of waterfall"};
+  auto load = [&](torch::Dtype dtype, bool fused) {
+    vqd::pipeline::PipelineOptions options;
+    options.device = device;
+    options.dtype = dtype;
+    options.variant = "";  // all from the same weights
+    options.fused = fused;
+    options.graph_max_rows = fused ? vqd::pipeline::VqDiffusionPipeline::RowsFor(1, guidance > 1) : 0;
+    return vqd::pipeline::VqDiffusionPipeline::Load(model_dir, options);
+  };
+  struct Candidate {
+    std::string name;  // "fp16 plain", "fp16 fast"
+    std::string dtype, path;
+    std::unique_ptr<vqd::pipeline::VqDiffusionPipeline> pipeline;
+    std::vector<double> kl, agreement;  // per compared step
+  };
+  VQD_ASSIGN_OR_RETURN(auto reference, load(torch::kFloat32, false));
+  std::vector<Candidate> candidates;
+  for (torch::Dtype dtype : dtypes) {
+    for (bool fused : {false, true}) {
+      Candidate c;
+      c.dtype = vqd::DtypeName(dtype);
+      c.path = fused ? "fast" : "plain";
+      c.name = absl::StrCat(c.dtype, " ", c.path);
+      VQD_ASSIGN_OR_RETURN(c.pipeline, load(dtype, fused));
+      candidates.push_back(std::move(c));
+    }
+  }
+  for (int64_t s = 0; s < seeds; ++s) {
+    const std::string prompt = prompts[static_cast<size_t>(s) % prompts.size()];
+    VQD_ASSIGN_OR_RETURN(auto ref_prompt, reference->EncodePrompt(prompt));
+    std::vector<std::shared_ptr<const vqd::pipeline::PromptEncoding>> cand_prompts;
+    for (auto& c : candidates) {
+      VQD_ASSIGN_OR_RETURN(auto encoded, c.pipeline->EncodePrompt(prompt));
+      cand_prompts.push_back(encoded);
+    }
+    torch::Generator ref_gen = vqd::diffusion::MakeGenerator(device, static_cast<uint64_t>(s));
+    vqd::pipeline::SampleGroup ref;
+    ref.prompt = ref_prompt;
+    ref.tokens = reference->MaskedTokens(1);
+    ref.guidance_scale = static_cast<float>(guidance);
+    ref.generator = &ref_gen;
+    for (int64_t i = 0; i < steps; ++i) {
+      ref.timestep = vqd::pipeline::TimestepAt(steps, i);
+      const bool compare = i % every == 0 || i == steps - 1;
+      torch::Tensor ref_x0;
+      std::vector<torch::Tensor> cand_x0(candidates.size());
+      if (compare) {
+        for (size_t k = 0; k < candidates.size(); ++k) {
+          torch::Generator gen = vqd::diffusion::MakeGenerator(device, 0);  // the draw is not compared
+          vqd::pipeline::SampleGroup g = ref;
+          g.prompt = cand_prompts[k];
+          g.tokens = ref.tokens.clone();
+          g.generator = &gen;
+          g.log_p_x_0_out = &cand_x0[k];
+          std::vector<vqd::pipeline::SampleGroup*> batch = {&g};
+          VQD_RETURN_IF_ERROR(candidates[k].pipeline->DenoiseStep(batch));
+        }
+        ref.log_p_x_0_out = &ref_x0;
+      } else {
+        ref.log_p_x_0_out = nullptr;
+      }
+      std::vector<vqd::pipeline::SampleGroup*> batch = {&ref};
+      VQD_RETURN_IF_ERROR(reference->DenoiseStep(batch));
+      if (!compare) continue;
+      VQD_RETURN_IF_ERROR(vqd::CatchTorch("comparing log-probabilities", [&] {
+        torch::InferenceMode guard;
+        const torch::Tensor p = torch::log_softmax(ref_x0.to(torch::kFloat64), 1);  // [1, K, N]
+        const torch::Tensor ref_top = p.argmax(1);
+        for (size_t k = 0; k < candidates.size(); ++k) {
+          const torch::Tensor q = torch::log_softmax(cand_x0[k].to(torch::kFloat64), 1);
+          const double kl = (p.exp() * (p - q)).sum(1).mean().item<double>();
+          const double agree = ref_top.eq(q.argmax(1)).to(torch::kFloat64).mean().item<double>();
+          candidates[k].kl.push_back(kl);
+          candidates[k].agreement.push_back(agree);
+        }
+      }));
+    }
+  }
+  auto mean = [](const std::vector<double>& v) {
+    return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  };
+  std::cout << Header("teacher-forced fidelity against float32", device.str()) << "\n"
+            << absl::StrFormat("model %s, %d seed(s), %d steps, compared every %d steps and at the last, guidance "
+                               "%.1f; KL(fp32 || path) of log p(x_0), mean over positions\n\n",
+                               model_dir, seeds, steps, every, guidance)
+            << "| path | KL mean | KL max | argmax agreement | KL / plain fp16's | disagreement / plain fp16's |\n"
+            << "|---|---|---|---|---|---|\n";
+  const Candidate* plain_fp16 = nullptr;
+  for (const Candidate& c : candidates) {
+    if (c.dtype == "fp16" && c.path == "plain") plain_fp16 = &c;
+  }
+  nlohmann::json json = {{"mode", "fidelity"}, {"device", device.str()}, {"steps", steps}, {"every", every},
+                         {"seeds", seeds},     {"guidance", guidance},   {"paths", nlohmann::json::object()}};
+  for (const Candidate& c : candidates) {
+    const double kl = mean(c.kl), agree = mean(c.agreement);
+    const double kl_max = c.kl.empty() ? 0.0 : *std::max_element(c.kl.begin(), c.kl.end());
+    nlohmann::json entry = {{"dtype", c.dtype}, {"path", c.path}, {"kl_mean", kl}, {"kl_max", kl_max},
+                            {"argmax_agreement", agree}, {"compared_steps", c.kl.size()}};
+    std::string kl_ratio = "n/a", dis_ratio = "n/a";
+    if (plain_fp16 != nullptr) {
+      const double base_kl = mean(plain_fp16->kl), base_dis = 1.0 - mean(plain_fp16->agreement);
+      if (base_kl > 0) {
+        entry["kl_over_plain_fp16"] = kl / base_kl;
+        kl_ratio = absl::StrFormat("%.2f", kl / base_kl);
+      }
+      if (base_dis > 0) {
+        entry["disagreement_over_plain_fp16"] = (1.0 - agree) / base_dis;
+        dis_ratio = absl::StrFormat("%.2f", (1.0 - agree) / base_dis);
+      }
+      // The goal: no worse than twice plain fp16's divergence (on both measures).
+      entry["within_2x_plain_fp16"] = kl <= 2 * base_kl && (1.0 - agree) <= 2 * base_dis;
+    }
+    json["paths"][c.name] = entry;
+    std::cout << absl::StrFormat("| %s | %.3g | %.3g | %.4f%% | %s | %s |\n", c.name, kl, kl_max, 100 * agree,
+                                 kl_ratio, dis_ratio);
+  }
+  std::cout << "\n";
+  return WriteJson(args, json);
 }
 
 constexpr char kUsage[] = R"(usage:
@@ -404,6 +659,9 @@ constexpr char kUsage[] = R"(usage:
   vqd-bench server (--model DIR [--device D] [--dtype T] [--max-batch R] [--unbatched-baseline] | --server HOST:PORT)
                    [--clients 1,8,64] [--requests-per-client K] [--steps N] [--images K] [--guidance G]
   vqd-bench agreement --model DIR [--device D] [--dtype fp16|bf16] [--seeds K] [--steps N] [--guidance G]
+  vqd-bench fidelity --model DIR [--device D] [--dtypes fp16,bf16] [--seeds K] [--steps N] [--every E]
+                     [--guidance G]
+every mode: [--json FILE]; pipeline and server: [--fused auto|on|off]; pipeline: [--graph-rows R]
 )";
 
 }  // namespace
@@ -419,13 +677,15 @@ int main(int argc, char** argv) {
   const std::vector<std::string> rest(argv + 2, argv + argc);
   std::set<std::string> valued, switches;
   if (mode == "pipeline") {
-    valued = {"model", "device", "dtype", "images", "steps", "guidance"};
+    valued = {"model", "device", "dtype", "images", "steps", "guidance", "fused", "graph-rows", "json"};
   } else if (mode == "server") {
     valued = {"model", "server", "device", "dtype", "max-batch", "clients", "requests-per-client", "steps", "images",
-              "guidance"};
+              "guidance", "fused", "json"};
     switches = {"unbatched-baseline"};
   } else if (mode == "agreement") {
-    valued = {"model", "device", "dtype", "seeds", "steps", "guidance"};
+    valued = {"model", "device", "dtype", "seeds", "steps", "guidance", "json"};
+  } else if (mode == "fidelity") {
+    valued = {"model", "device", "dtypes", "seeds", "steps", "every", "guidance", "json"};
   } else {
     std::cerr << kUsage;
     return 2;
@@ -436,9 +696,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::cout << "command: " << absl::StrJoin(std::vector<std::string>(argv, argv + argc), " ") << "\n\n";
-  absl::Status status = mode == "pipeline"  ? RunPipelineBench(*args)
-                        : mode == "server" ? RunServerBench(*args)
-                                           : RunAgreementBench(*args);
+  absl::Status status = mode == "pipeline"    ? RunPipelineBench(*args)
+                        : mode == "server"   ? RunServerBench(*args)
+                        : mode == "fidelity" ? RunFidelityBench(*args)
+                                             : RunAgreementBench(*args);
   if (!status.ok()) {
     std::cerr << "vqd-bench: " << status.message() << "\n";
     return 1;

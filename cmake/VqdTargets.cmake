@@ -76,3 +76,20 @@ function(vqd_grpc_library name)
   vqd_target_setup(${name} NO_PCH)  # generated code needs no libtorch
   target_compile_options(${name} PRIVATE -w)
 endfunction()
+
+# vqd_cuda_library(<name> SOURCES ...): a folder's CUDA kernels (*.cu, beside the operation they
+# speed up), compiled by nvcc for CMAKE_CUDA_ARCHITECTURES; the CUDA build only. The kernels include
+# ATen and c10 only (no spdlog, abseil or fmt), so PyTorch's bundled headers are all they see; they
+# use the CUDA runtime PyTorch uses (shared, torch::cudart).
+function(vqd_cuda_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(${name} PUBLIC ${TORCH_LIBRARIES})
+  if(TARGET torch::cudart)
+    target_link_libraries(${name} PUBLIC torch::cudart)
+  endif()
+  target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
+  target_compile_definitions(${name} PRIVATE VQD_WITH_CUDA=1)
+  set_target_properties(${name} PROPERTIES CUDA_RUNTIME_LIBRARY Shared POSITION_INDEPENDENT_CODE ON)
+endfunction()

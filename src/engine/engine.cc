@@ -33,6 +33,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const std::string& model_
     po.device = device;
     po.dtype = options.dtype;
     po.variant = options.variant;
+    po.fused = options.fused;
+    po.graph_max_rows = options.max_batch_rows;  // the fast path's CUDA graphs cover the row budget
     loads.push_back(std::async(std::launch::async, [model_dir, po] {
       return pipeline::VqDiffusionPipeline::Load(model_dir, po);
     }));

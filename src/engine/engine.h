@@ -22,6 +22,7 @@ struct EngineOptions {
   std::vector<torch::Device> devices = {torch::kCPU};  // a worker and a pipeline copy each
   torch::Dtype dtype = torch::kFloat32;
   std::optional<std::string> variant;  // weights files to prefer; see PipelineOptions
+  std::optional<bool> fused;           // the fast path; see PipelineOptions
   int64_t max_batch_rows = 64;         // transformer rows per step and device
   size_t max_queue = 256;              // waiting requests
   absl::Duration priority_aging;       // a waiting request gains a priority level per this; 0: strict

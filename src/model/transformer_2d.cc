@@ -1,5 +1,8 @@
 #include "model/transformer_2d.h"
 
+#include "nn/kernels/add_layer_norm.h"
+#include "nn/kernels/log_softmax.h"
+
 namespace vqd::model {
 
 ImagePositionalEmbeddingsImpl::ImagePositionalEmbeddingsImpl(int64_t num_embed, int64_t height, int64_t width,
@@ -48,8 +51,45 @@ TextContext Transformer2DModelImpl::ProjectContext(const torch::Tensor& encoder_
   return context;
 }
 
+RowContext RowContext::PerRow(const TextContext& context) {
+  RowContext c;
+  c.per_row_ = &context;
+  return c;
+}
+
+RowContext RowContext::Gathered(const ContextSlots& slots, const torch::Tensor& row_slot) {
+  RowContext c;
+  c.slots_ = &slots;
+  c.row_slot_ = row_slot;
+  return c;
+}
+
+size_t RowContext::num_blocks() const { return per_row_ != nullptr ? per_row_->size() : slots_->key.size(); }
+
+CrossAttentionKV RowContext::Block(size_t index) const {
+  if (per_row_ != nullptr) return (*per_row_)[index];
+  return {slots_->key[index].index_select(0, row_slot_), slots_->value[index].index_select(0, row_slot_)};
+}
+
 torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor& tokens, const torch::Tensor& timesteps,
                                               const TextContext& context) {
+  return fused_ ? ForwardFused(tokens, timesteps, RowContext::PerRow(context))
+                : ForwardReference(tokens, timesteps, context);
+}
+
+torch::Tensor Transformer2DModelImpl::ForwardFused(const torch::Tensor& tokens, const torch::Tensor& timesteps,
+                                                   const RowContext& context, torch::Tensor log_probs_out) {
+  TORCH_CHECK(context.num_blocks() == blocks_.size(), "text context has ", context.num_blocks(), " blocks, model has ",
+              blocks_.size());
+  torch::Tensor h = latent_image_embedding(tokens);  // [B, N, D]: the residual stream, updated in place
+  torch::Tensor pending;                             // the last block's feed-forward output, not yet added
+  for (size_t i = 0; i < blocks_.size(); ++i) pending = blocks_[i]->ForwardFused(h, pending, timesteps, context.Block(i));
+  torch::Tensor y = nn::kernels::AddLayerNorm(pending, h, norm_out->weight, norm_out->bias, norm_out->eps());
+  return nn::kernels::LogSoftmaxClasses(out(y), log_probs_out).permute({0, 2, 1});
+}
+
+torch::Tensor Transformer2DModelImpl::ForwardReference(const torch::Tensor& tokens, const torch::Tensor& timesteps,
+                                                       const TextContext& context) {
   TORCH_CHECK(context.size() == blocks_.size(), "text context has ", context.size(), " blocks, model has ",
               blocks_.size());
   torch::Tensor h = latent_image_embedding(tokens);  // [B, N, D]

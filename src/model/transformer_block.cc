@@ -1,5 +1,8 @@
 #include "model/transformer_block.h"
 
+#include "nn/kernels/add_layer_norm.h"
+#include "nn/kernels/bias_quick_gelu.h"
+
 namespace vqd::model {
 
 AdaLayerNormImpl::AdaLayerNormImpl(int64_t dim, int64_t num_timesteps, double eps,
@@ -15,8 +18,11 @@ void AdaLayerNormImpl::Tabulate() {
 }
 
 torch::Tensor AdaLayerNormImpl::forward(const torch::Tensor& x, const torch::Tensor& timesteps) {
-  torch::Tensor modulation = table_.defined() ? table_.index_select(0, timesteps)
-                                              : linear(torch::silu(emb(timesteps)));  // [B, 2D]
+  if (table_.defined()) {
+    torch::Tensor residual = x;  // nothing is added to it
+    return nn::kernels::AddAdaLayerNormReference({}, residual, table_, timesteps, eps_);
+  }
+  torch::Tensor modulation = linear(torch::silu(emb(timesteps)));  // [B, 2D]
   torch::Tensor scale = modulation.narrow(1, 0, dim_).unsqueeze(1);    // [B, 1, D]
   torch::Tensor shift = modulation.narrow(1, dim_, dim_).unsqueeze(1);  // [B, 1, D]
   return torch::layer_norm(x, {dim_}, {}, {}, eps_) * (1 + scale) + shift;
@@ -35,6 +41,10 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, const nn::TensorPlacement& placeme
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) { return out_(nn::QuickGelu(proj_(x))); }
+
+torch::Tensor FeedForwardImpl::ForwardFused(const torch::Tensor& x) {
+  return out_(nn::kernels::BiasQuickGeluInPlace(torch::linear(x, proj_->weight), proj_->bias));
+}
 
 TransformerBlockImpl::TransformerBlockImpl(const Transformer2DConfig& c, const nn::TensorPlacement& placement) {
   const int64_t dim = c.inner_dim();
@@ -58,6 +68,17 @@ torch::Tensor TransformerBlockImpl::forward(torch::Tensor h, const torch::Tensor
   h = attn2->Attend(norm2(h, timesteps), context.key, context.value) + h;
   h = ff(norm3(h)) + h;
   return h;
+}
+
+torch::Tensor TransformerBlockImpl::ForwardFused(torch::Tensor& residual, const torch::Tensor& pending,
+                                                 const torch::Tensor& timesteps, const CrossAttentionKV& context) {
+  TORCH_CHECK(norm1->table().defined() && norm2->table().defined(),
+              "the fused transformer block needs its AdaLayerNorm tables (PrepareForInference)");
+  torch::Tensor y = nn::kernels::AddAdaLayerNorm(pending, residual, norm1->table(), timesteps, norm1->eps());
+  y = nn::kernels::AddAdaLayerNorm(attn1(y), residual, norm2->table(), timesteps, norm2->eps());
+  y = nn::kernels::AddLayerNorm(attn2->Attend(y, context.key, context.value), residual, norm3->weight, norm3->bias,
+                                norm3->eps());
+  return ff->ForwardFused(y);
 }
 
 }  // namespace vqd::model

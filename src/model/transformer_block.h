@@ -23,6 +23,8 @@ class AdaLayerNormImpl : public torch::nn::Module {
   // work at every step, the table makes a sample's modulation independent of the batch it is in
   // (a GEMM over a different number of rows may round differently).
   void Tabulate();
+  const torch::Tensor& table() const { return table_; }  // undefined before Tabulate()
+  double eps() const { return eps_; }
 
   nn::Embedding emb{nullptr};
   nn::Linear linear{nullptr};
@@ -39,6 +41,8 @@ class FeedForwardImpl : public torch::nn::Module {
  public:
   FeedForwardImpl(int64_t dim, const nn::TensorPlacement& placement);
   torch::Tensor forward(const torch::Tensor& x);
+  // The same with the up-projection's bias and the GELU fused into one pass (fast path).
+  torch::Tensor ForwardFused(const torch::Tensor& x);
 
  private:
   nn::Linear proj_{nullptr}, out_{nullptr};
@@ -57,6 +61,11 @@ class TransformerBlockImpl : public torch::nn::Module {
 
   // h [B, N, D], timesteps [B], context: this block's projected text keys and values for the B rows.
   torch::Tensor forward(torch::Tensor h, const torch::Tensor& timesteps, const CrossAttentionKV& context);
+  // The fast path's block: `residual` (h) is updated in place; `pending` (the previous block's
+  // feed-forward output, or undefined) is added to it by the first norm's kernel, and the block
+  // returns its own feed-forward output for the next one to add. Needs Tabulate()d AdaLayerNorms.
+  torch::Tensor ForwardFused(torch::Tensor& residual, const torch::Tensor& pending, const torch::Tensor& timesteps,
+                             const CrossAttentionKV& context);
   CrossAttentionKV ProjectContext(const torch::Tensor& encoder_hidden_states);  // [B, 77, C]
 
   AdaLayerNorm norm1{nullptr}, norm2{nullptr};

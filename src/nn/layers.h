@@ -46,6 +46,7 @@ class LayerNormImpl : public torch::nn::Module {
  public:
   LayerNormImpl(int64_t dim, double eps, bool elementwise_affine, const TensorPlacement& placement);
   torch::Tensor forward(const torch::Tensor& x);
+  double eps() const { return eps_; }
 
   torch::Tensor weight;  // [dim] or undefined without affine
   torch::Tensor bias;

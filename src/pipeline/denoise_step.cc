@@ -6,8 +6,10 @@
 #include "base/torch_util.h"
 #include "diffusion/gumbel_sampler.h"
 #include "diffusion/guidance.h"
-#include "diffusion/q_posterior.h"
+#include "diffusion/kernels/posterior_gumbel.h"
 #include "diffusion/truncation.h"
+#include "pipeline/step_upload.h"
+#include "pipeline/transformer_runner.h"
 #include "pipeline/vq_diffusion_pipeline.h"
 
 namespace vqd::pipeline {
@@ -17,56 +19,26 @@ namespace {
 // groups, in group order][conditional rows of every group, in group order], so that guidance
 // reads two contiguous blocks.
 struct BatchRows {
-  torch::Tensor tokens;     // [R, N]
-  torch::Tensor timesteps;  // [R]
-  model::TextContext context;
-  int64_t uncond_rows = 0;  // U
+  std::vector<RowPiece> pieces;        // one per block of rows, in that order
+  int64_t uncond_rows = 0;             // U
   std::vector<int64_t> guided_images;  // indices (among all images) of the guided ones, [U]
 };
 
-BatchRows BuildRows(const std::vector<SampleGroup*>& groups, const model::TextContext& null_context,
-                    const torch::Device& device) {
+BatchRows BuildRows(const std::vector<SampleGroup*>& groups) {
   BatchRows rows;
-  std::vector<torch::Tensor> uncond_tokens, cond_tokens;
-  std::vector<int64_t> uncond_t, cond_t;
-  const size_t num_blocks = null_context.size();
-  std::vector<std::vector<torch::Tensor>> uncond_k(num_blocks), uncond_v(num_blocks), cond_k(num_blocks),
-      cond_v(num_blocks);
+  std::vector<RowPiece> cond;
   int64_t image = 0;
   for (const SampleGroup* g : groups) {
     const int64_t n = g->tokens.size(0);
-    for (size_t b = 0; b < num_blocks; ++b) {
-      const auto& kv = g->prompt->context[b];
-      cond_k[b].push_back(kv.key.expand({n, -1, -1}));
-      cond_v[b].push_back(kv.value.expand({n, -1, -1}));
-      if (g->guided()) {
-        uncond_k[b].push_back(null_context[b].key.expand({n, -1, -1}));
-        uncond_v[b].push_back(null_context[b].value.expand({n, -1, -1}));
-      }
-    }
-    cond_tokens.push_back(g->tokens);
-    cond_t.insert(cond_t.end(), n, g->timestep);
+    cond.push_back({g->tokens, g->timestep, g->prompt});
     if (g->guided()) {
-      uncond_tokens.push_back(g->tokens);
-      uncond_t.insert(uncond_t.end(), n, g->timestep);
+      rows.pieces.push_back({g->tokens, g->timestep, nullptr});
+      rows.uncond_rows += n;
       for (int64_t i = 0; i < n; ++i) rows.guided_images.push_back(image + i);
     }
     image += n;
   }
-  rows.uncond_rows = static_cast<int64_t>(uncond_t.size());
-  std::vector<torch::Tensor> all_tokens = uncond_tokens;
-  all_tokens.insert(all_tokens.end(), cond_tokens.begin(), cond_tokens.end());
-  rows.tokens = torch::cat(all_tokens, 0);
-  std::vector<int64_t> all_t = uncond_t;
-  all_t.insert(all_t.end(), cond_t.begin(), cond_t.end());
-  rows.timesteps = torch::tensor(all_t, torch::kInt64).to(device);
-  rows.context.resize(num_blocks);
-  for (size_t b = 0; b < num_blocks; ++b) {
-    std::vector<torch::Tensor> keys = uncond_k[b], values = uncond_v[b];
-    keys.insert(keys.end(), cond_k[b].begin(), cond_k[b].end());
-    values.insert(values.end(), cond_v[b].begin(), cond_v[b].end());
-    rows.context[b] = {torch::cat(keys, 0), torch::cat(values, 0)};
-  }
+  rows.pieces.insert(rows.pieces.end(), cond.begin(), cond.end());
   return rows;
 }
 
@@ -95,27 +67,35 @@ absl::Status VqDiffusionPipeline::DenoiseStep(std::vector<SampleGroup*>& groups)
   return CatchTorch("denoising step", [&] {
     torch::InferenceMode inference;
     const torch::Device device = info_.device;
-    BatchRows rows = BuildRows(groups, null_context_, device);
-    torch::Tensor log_p = transformer_(rows.tokens, rows.timesteps, rows.context);  // [R, K, N] float32
+    BatchRows rows = BuildRows(groups);
+    // Every per-row value this step needs goes to the device in one non-blocking copy.
+    std::vector<float> scales, rates;
+    std::vector<int64_t> posterior_t;
+    for (const SampleGroup* g : groups) {
+      const size_t n = static_cast<size_t>(g->tokens.size(0));
+      if (g->guided()) scales.insert(scales.end(), n, g->guidance_scale);
+      rates.insert(rates.end(), n, g->truncation_rate);
+      if (g->timestep > 0) posterior_t.insert(posterior_t.end(), n, g->timestep);
+    }
+    StepUpload upload(device);
+    const size_t guided_id = upload.Add(rows.guided_images), scales_id = upload.Add(scales),
+                 rates_id = upload.Add(rates), posterior_t_id = upload.Add(posterior_t);
+    const TransformerRunner::Pass pass = runner_->Prepare(rows.pieces, upload);
+    upload.Upload();
+    torch::Tensor log_p = runner_->Run(pass, upload);  // [R, K, N] float32
     const int64_t num_images = log_p.size(0) - rows.uncond_rows;
     torch::Tensor x0 = log_p.narrow(0, rows.uncond_rows, num_images);  // conditional rows = one per image
     if (rows.uncond_rows > 0) {
-      std::vector<float> scales;
-      for (const SampleGroup* g : groups) {
-        if (g->guided()) scales.insert(scales.end(), g->tokens.size(0), g->guidance_scale);
-      }
-      torch::Tensor idx = torch::tensor(rows.guided_images, torch::kInt64).to(device);
+      torch::Tensor idx = upload.Int64(guided_id);
       torch::Tensor guided = diffusion::ApplyGuidance(log_p.narrow(0, 0, rows.uncond_rows), x0.index_select(0, idx),
-                                                      torch::tensor(scales).to(device));
+                                                      upload.Float(scales_id));
       x0 = x0.index_copy(0, idx, guided);
     }
-    std::vector<float> rates;
-    for (const SampleGroup* g : groups) rates.insert(rates.end(), g->tokens.size(0), g->truncation_rate);
-    x0 = diffusion::Truncate(x0, torch::tensor(rates).to(device)).clamp_min(diffusion::kLogProbFloor);
+    x0 = diffusion::Truncate(x0, upload.Float(rates_id)).clamp_min(diffusion::kLogProbFloor);
 
     // Sample each group from its own generator, in the shape diffusers draws for that request.
     int64_t offset = 0;
-    std::vector<torch::Tensor> posterior_logp, posterior_xt, posterior_t;  // the t > 0 groups, batched
+    std::vector<torch::Tensor> posterior_logp, posterior_xt;  // the t > 0 groups, batched
     std::vector<torch::Tensor> uniforms;                                   // parallel to posterior_*
     std::vector<SampleGroup*> posterior_groups;
     for (SampleGroup* g : groups) {
@@ -125,20 +105,21 @@ absl::Status VqDiffusionPipeline::DenoiseStep(std::vector<SampleGroup*>& groups)
       if (g->log_p_x_0_out) *g->log_p_x_0_out = group_x0.clone();
       if (g->timestep == 0) {
         torch::Tensor u = diffusion::DrawUniform(*g->generator, group_x0.sizes(), device);
-        g->tokens = diffusion::GumbelArgmax(group_x0, u);
+        g->tokens = diffusion::SampleX0(group_x0, u, info_.fused);
         continue;
       }
       posterior_logp.push_back(group_x0);
       posterior_xt.push_back(g->tokens);
-      posterior_t.push_back(torch::full({n}, g->timestep, torch::TensorOptions().dtype(torch::kInt64)));
       uniforms.push_back(diffusion::DrawUniform(
           *g->generator, {n, info_.codebook_size + 1, info_.num_latent_pixels}, device));
       posterior_groups.push_back(g);
     }
     if (posterior_groups.empty()) return;
-    torch::Tensor logits = diffusion::QPosterior(schedule_, torch::cat(posterior_logp, 0), torch::cat(posterior_xt, 0),
-                                                 torch::cat(posterior_t, 0).to(device));
-    torch::Tensor sampled = diffusion::GumbelArgmax(logits, torch::cat(uniforms, 0));  // [B', N]
+    // All groups past t = 0 (the usual case): x0 is theirs already, no copy.
+    torch::Tensor logp_all = posterior_groups.size() == groups.size() ? x0 : torch::cat(posterior_logp, 0);
+    torch::Tensor sampled = diffusion::SamplePosterior(schedule_, logp_all, torch::cat(posterior_xt, 0),
+                                                       upload.Int64(posterior_t_id), torch::cat(uniforms, 0),
+                                                       info_.fused);  // [B', N]
     offset = 0;
     for (SampleGroup* g : posterior_groups) {
       const int64_t n = g->tokens.size(0);

@@ -11,6 +11,7 @@
 #include "io/json_config.h"
 #include "io/weights_file.h"
 #include "nn/state_dict.h"
+#include "pipeline/transformer_runner.h"
 
 namespace vqd::pipeline {
 namespace {
@@ -48,11 +49,27 @@ absl::StatusOr<std::unique_ptr<VqDiffusionPipeline>> VqDiffusionPipeline::Load(c
     // before another thread's stream uses the weights.
     DeviceScope scope(options.device);
     VQD_RETURN_IF_ERROR(Annotate(p->LoadComponents(dir, options), absl::StrCat("loading model ", model_dir)));
+    // The fast path's static buffers and CUDA graphs, before any request (so none pays for them).
+    if (absl::Status warm = p->runner_->WarmUp(); !warm.ok()) {
+      spdlog::warn("{}: {}", model_dir, std::string(warm.message()));
+    }
+    p->info_.row_buckets = p->runner_->buckets();
+    p->info_.cuda_graphs = p->runner_->graphs_captured();
     VQD_RETURN_IF_ERROR(CatchTorch("waiting for the weights to reach the device", [&] { scope.Synchronize(); }));
   }
   p->info_.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return p;
 }
+
+VqDiffusionPipeline::~VqDiffusionPipeline() = default;
+
+namespace {
+
+bool DefaultFused(const PipelineOptions& options) {
+  return options.fused.value_or(options.device.is_cuda() && options.dtype != torch::kFloat32);
+}
+
+}  // namespace
 
 absl::Status VqDiffusionPipeline::LoadComponents(const ModelDirectory& dir, const PipelineOptions& options) {
   const std::string variant = options.variant.value_or(DefaultVariant(options.dtype));
@@ -160,6 +177,7 @@ absl::Status VqDiffusionPipeline::LoadComponents(const ModelDirectory& dir, cons
   info_.transformer_parameters = nn::CountParameters(*transformer_);
   info_.vqvae_parameters = nn::CountParameters(*vqvae_);
   info_.text_encoder_parameters = nn::CountParameters(*text_encoder_);
+  info_.fused = DefaultFused(options);
 
   return CatchTorch("preparing the null context", [&] {
     transformer_->PrepareForInference();
@@ -171,6 +189,9 @@ absl::Status VqDiffusionPipeline::LoadComponents(const ModelDirectory& dir, cons
       null_embeddings_ = h / h.norm(2, -1, /*keepdim=*/true);
     }
     null_context_ = transformer_->ProjectContext(null_embeddings_);
+    transformer_->set_fused(info_.fused);
+    runner_ = std::make_unique<TransformerRunner>(transformer_, null_context_, options.device, info_.codebook_size,
+                                                  info_.fused, options.graph_max_rows, options.cuda_graphs);
   });
 }
 

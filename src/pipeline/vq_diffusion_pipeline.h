@@ -28,6 +28,17 @@ struct PipelineOptions {
   torch::Dtype dtype = torch::kFloat32;
   // Weights files to prefer: "fp16" or "" (full precision). Unset: fp16 files for float16.
   std::optional<std::string> variant;
+  // The fast path: fused kernels (CUDA), the log-softmax token-major in float32, the step's
+  // metadata uploaded without blocking, the posterior and Gumbel-max fused. Unset: on for CUDA in
+  // float16 or bfloat16, off otherwise; float32 keeps the reference path, which matches diffusers.
+  // On the CPU the fast path runs the kernels' libtorch references (tests).
+  std::optional<bool> fused;
+  // With the fast path: transformer passes of up to this many rows run padded to a row bucket
+  // through static buffers, on CUDA as one CUDA graph per bucket, all captured by Load() (so the
+  // first request pays nothing). 0: no buckets. The engine sets its row budget here.
+  int64_t graph_max_rows = 0;
+  // Whether the buckets are captured as CUDA graphs (on CUDA); off: the same padded passes eagerly.
+  bool cuda_graphs = true;
 };
 
 // What a client may want to know about the loaded model.
@@ -45,6 +56,9 @@ struct PipelineInfo {
   torch::Dtype dtype = torch::kFloat32;
   int64_t transformer_parameters = 0, vqvae_parameters = 0, text_encoder_parameters = 0;
   double load_seconds = 0;
+  bool fused = false;                // the fast path (PipelineOptions::fused)
+  std::vector<int64_t> row_buckets;  // its row buckets; empty: eager
+  bool cuda_graphs = false;          // the buckets run as captured CUDA graphs
 };
 
 // A prompt encoded once and reused at every step of its request.
@@ -71,10 +85,13 @@ struct SampleGroup {
   bool guided() const { return guidance_scale > 1.0f; }
 };
 
+class TransformerRunner;
+
 class VqDiffusionPipeline {
  public:
   static absl::StatusOr<std::unique_ptr<VqDiffusionPipeline>> Load(const std::string& model_dir,
                                                                   const PipelineOptions& options);
+  ~VqDiffusionPipeline();
 
   const PipelineInfo& info() const { return info_; }
   const text::ClipTokenizer& tokenizer() const { return *tokenizer_; }
@@ -111,6 +128,7 @@ class VqDiffusionPipeline {
   model::VqModel& vqvae() { return vqvae_; }
   text::ClipTextModel& text_encoder() { return text_encoder_; }
   const model::TextContext& null_context() const { return null_context_; }
+  TransformerRunner& transformer_runner() { return *runner_; }
 
  private:
   VqDiffusionPipeline() = default;
@@ -124,6 +142,7 @@ class VqDiffusionPipeline {
   diffusion::VqSchedule schedule_;
   torch::Tensor null_embeddings_;      // [1, 77, C]
   model::TextContext null_context_;    // its keys and values, computed once at load
+  std::unique_ptr<TransformerRunner> runner_;  // the transformer passes of DenoiseStep
 };
 
 // Images in [0, 1] -> uint8 with round(x * 255) as the reference's numpy_to_pil computes it for a

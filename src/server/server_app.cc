@@ -60,6 +60,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerConfig& 
   engine_options.devices = c.devices.empty() ? std::vector<torch::Device>{torch::kCPU} : c.devices;
   engine_options.dtype = c.dtype;
   engine_options.variant = c.variant;
+  engine_options.fused = c.fused;
   engine_options.max_batch_rows = c.max_batch_rows;
   engine_options.max_queue = c.max_queue;
   engine_options.priority_aging = c.priority_aging;

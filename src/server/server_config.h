@@ -27,6 +27,7 @@ struct ServerConfig {
   std::vector<torch::Device> devices;
   torch::Dtype dtype = torch::kFloat32;
   std::optional<std::string> variant;
+  std::optional<bool> fused;  // the fast path; unset: the pipeline's default (see PipelineOptions)
   int64_t max_batch_rows = 64;
   size_t max_queue = 256;
   absl::Duration priority_aging;  // 0: strict priorities
