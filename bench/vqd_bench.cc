@@ -136,6 +136,12 @@ absl::Status WriteJson(const CliArgs& args, const nlohmann::json& json) {
   return absl::OkStatus();
 }
 
+nlohmann::json OptionalJson(const std::optional<double>& value) {
+  nlohmann::json json;  // null
+  if (value.has_value()) json = value.value();
+  return json;
+}
+
 std::optional<double> PeakDeviceGiB(const torch::Device& device) {
   const auto memory = vqd::QueryDeviceMemory(device);
   if (!memory) return std::nullopt;
@@ -235,7 +241,7 @@ absl::Status RunPipelineBench(const CliArgs& args) {
                             {"rows", rows},
                             {"forward_ms", forward_ms},
                             {"tflops", tflops},
-                            {"peak_device_gib", peak ? nlohmann::json(*peak) : nlohmann::json()},
+                            {"peak_device_gib", OptionalJson(peak)},
                             {"peak_rss_gib", PeakRssGiB()}});
     VQD_RETURN_IF_ERROR(WriteJson(args, json));  // after every row: partial results survive a timeout
   }
@@ -431,7 +437,8 @@ absl::Status RunServerBench(const CliArgs& args) {
       if (r.failures > 0) {
         return absl::InternalError(absl::StrCat(r.failures, " of ", r.requests, " requests failed: ", r.first_error));
       }
-      const std::optional<double> peak = local_device ? PeakDeviceGiB(*local_device) : std::nullopt;
+      std::optional<double> peak;
+      if (local_device) peak = PeakDeviceGiB(*local_device);
       lines.push_back(absl::StrFormat("| %s | %d | %d | %.3f | %.2f | %.2f | %.1f | %.1f | %s |", setup.label, clients,
                                       r.requests, static_cast<double>(r.images) / r.wall_seconds,
                                       Percentile(r.latencies, 50), Percentile(r.latencies, 99),
@@ -451,7 +458,7 @@ absl::Status RunServerBench(const CliArgs& args) {
                               {"first_progress_p99_ms", Percentile(r.first_progress, 99) * 1000},
                               {"first_progress_from_call_p50_ms", Percentile(r.first_progress_from_call, 50) * 1000},
                               {"first_progress_from_call_p99_ms", Percentile(r.first_progress_from_call, 99) * 1000},
-                              {"peak_device_gib", peak ? nlohmann::json(*peak) : nlohmann::json()}});
+                              {"peak_device_gib", OptionalJson(peak)}});
       VQD_RETURN_IF_ERROR(WriteJson(args, json));
     }
     if (app) app->Drain(absl::Seconds(5));

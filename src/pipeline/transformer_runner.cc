@@ -13,6 +13,10 @@
 
 namespace vqd::pipeline {
 
+#ifndef VQD_WITH_CUDA
+class StepGraphs {};  // CUDA graphs exist in CUDA builds only; graphs_ stays null
+#endif
+
 model::TextContext ConcatContext(const std::vector<RowPiece>& pieces, const model::TextContext& null_context) {
   const size_t num_blocks = null_context.size();
   model::TextContext context(num_blocks);

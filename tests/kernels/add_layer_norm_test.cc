@@ -127,7 +127,7 @@ TEST(AddLayerNormKernelTest, CpuReferenceIsTheModulesComputation) {
 }
 
 TEST(AddLayerNormKernelTest, CudaKernelMatchesReference) {
-  VQD_REQUIRE_CUDA("AddAdaLayerNorm/AddLayerNorm");
+  VQD_REQUIRE_CUDA("AddAdaLayerNorm/AddLayerNorm kernel");
   const torch::Device cuda(torch::kCUDA, 0);
   for (torch::Dtype dtype : testing::KernelDtypes()) {
     for (const Shape& s : Shapes()) {

@@ -67,7 +67,7 @@ TEST(BiasQuickGeluKernelTest, CpuDispatchIsTheReference) {
 }
 
 TEST(BiasQuickGeluKernelTest, CudaKernelMatchesReference) {
-  VQD_REQUIRE_CUDA("BiasQuickGelu");
+  VQD_REQUIRE_CUDA("BiasQuickGelu kernel");
   const torch::Device cuda(torch::kCUDA, 0);
   for (torch::Dtype dtype : testing::KernelDtypes()) {
     for (const auto& shape : Shapes()) {

@@ -61,7 +61,7 @@ TEST(StepUploadTest, PacksIntegersAndFloatsIntoOneBuffer) {
 }
 
 TEST(StepUploadTest, CudaUploadIsPinnedAndNonBlocking) {
-  VQD_REQUIRE_CUDA("StepUpload (pinned copy)");
+  VQD_REQUIRE_CUDA("StepUpload's pinned copy");
   StepUpload upload(torch::Device(torch::kCUDA, 0));
   const size_t a = upload.Add(std::vector<int64_t>{5, 6});
   const size_t b = upload.Add(std::vector<float>{0.25f});

@@ -56,11 +56,11 @@ inline ::testing::AssertionResult CloseTo(const std::string& name, const torch::
 
 }  // namespace vqd::testing
 
-// Opens the GPU half of a kernel test.
-#define VQD_REQUIRE_CUDA(op)                                                                            \
+// Opens the GPU half of a test: VQD_REQUIRE_CUDA("AddAdaLayerNorm kernel").
+#define VQD_REQUIRE_CUDA(what)                                                                          \
   do {                                                                                                  \
     if (!torch::cuda::is_available()) {                                                                 \
-      std::fprintf(stderr, "*** no CUDA device: %s kernel NOT tested (only its arithmetic, on the CPU) ***\n", op); \
-      GTEST_SKIP() << "no CUDA device: " << op << " kernel NOT tested";                                 \
+      std::fprintf(stderr, "*** no CUDA device: %s NOT tested (only its CPU half ran) ***\n", what);     \
+      GTEST_SKIP() << "no CUDA device: " << what << " NOT tested";                                     \
     }                                                                                                   \
   } while (0)

@@ -69,7 +69,7 @@ TEST(LogSoftmaxKernelTest, CpuDispatchWritesIntoOut) {
 }
 
 TEST(LogSoftmaxKernelTest, CudaKernelMatchesReference) {
-  VQD_REQUIRE_CUDA("LogSoftmaxClasses");
+  VQD_REQUIRE_CUDA("LogSoftmaxClasses kernel");
   const torch::Device cuda(torch::kCUDA, 0);
   for (torch::Dtype dtype : testing::KernelDtypes()) {
     for (const auto& shape : Shapes()) {

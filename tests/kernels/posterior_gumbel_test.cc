@@ -71,17 +71,6 @@ void ExpectSameDraws(const std::string& label, const torch::Tensor& ids, const t
   if (close_calls > 0) std::fprintf(stderr, "%s: %lld near-tie draws differ\n", label.c_str(), static_cast<long long>(close_calls));
 }
 
-kernels::ScheduleTables Tables(const VqSchedule& s) {
-  kernels::ScheduleTables tables;
-  tables.log_at = s.log_at.data_ptr<float>();
-  tables.log_bt = s.log_bt.data_ptr<float>();
-  tables.log_ct = s.log_ct.data_ptr<float>();
-  tables.log_cumprod_at = s.log_cumprod_at.data_ptr<float>();
-  tables.log_cumprod_bt = s.log_cumprod_bt.data_ptr<float>();
-  tables.log_cumprod_ct = s.log_cumprod_ct.data_ptr<float>();
-  return tables;
-}
-
 TEST(PosteriorGumbelKernelTest, CpuArithmeticMatchesQPosteriorAndGumbelArgmax) {
   for (const Case& c : Cases()) {
     SCOPED_TRACE(::testing::Message() << "[" << c.batch << ", " << c.classes << ", " << c.positions << "] token-major "
@@ -89,7 +78,7 @@ TEST(PosteriorGumbelKernelTest, CpuArithmeticMatchesQPosteriorAndGumbelArgmax) {
     const Inputs in = MakeInputs(c, 5 + static_cast<uint64_t>(c.classes));
     const torch::Tensor reference_logits = QPosterior(in.schedule, in.log_p_x_0, in.x_t, in.t);  // [B, K + 1, N]
     const torch::Tensor reference_ids = GumbelArgmax(reference_logits, in.uniform);
-    const kernels::ScheduleTables tables = Tables(in.schedule);
+    const kernels::ScheduleTables tables = TablesOf(in.schedule);
     torch::Tensor ids = torch::empty({c.batch, c.positions}, torch::kInt64);
     torch::Tensor logits = torch::empty_like(reference_logits);
     for (int64_t b = 0; b < c.batch; ++b) {
@@ -148,7 +137,7 @@ TEST(PosteriorGumbelKernelTest, ArgmaxOrderIsPyTorchs) {
 }
 
 TEST(PosteriorGumbelKernelTest, CudaKernelMatchesReference) {
-  VQD_REQUIRE_CUDA("SamplePosterior/SampleX0");
+  VQD_REQUIRE_CUDA("SamplePosterior/SampleX0 kernel");
   const torch::Device cuda(torch::kCUDA, 0);
   for (const Case& c : Cases()) {
     SCOPED_TRACE(::testing::Message() << "[" << c.batch << ", " << c.classes << ", " << c.positions << "] token-major "

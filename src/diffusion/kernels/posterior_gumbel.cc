@@ -8,6 +8,17 @@
 
 namespace vqd::diffusion {
 
+kernels::ScheduleTables TablesOf(const VqSchedule& s) {
+  kernels::ScheduleTables tables;
+  tables.log_at = s.log_at.data_ptr<float>();
+  tables.log_bt = s.log_bt.data_ptr<float>();
+  tables.log_ct = s.log_ct.data_ptr<float>();
+  tables.log_cumprod_at = s.log_cumprod_at.data_ptr<float>();
+  tables.log_cumprod_bt = s.log_cumprod_bt.data_ptr<float>();
+  tables.log_cumprod_ct = s.log_cumprod_ct.data_ptr<float>();
+  return tables;
+}
+
 torch::Tensor SamplePosteriorReference(const VqSchedule& schedule, const torch::Tensor& log_p_x_0,
                                        const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& uniform) {
   return GumbelArgmax(QPosterior(schedule, log_p_x_0, x_t, t), uniform);
@@ -21,13 +32,7 @@ torch::Tensor SamplePosterior(const VqSchedule& schedule, const torch::Tensor& l
                 schedule.log_at.device(), ", the log-probabilities on ", log_p_x_0.device());
     TORCH_CHECK(log_p_x_0.size(1) == schedule.num_classes, "SamplePosterior: ", log_p_x_0.size(1),
                 " classes, the schedule has ", schedule.num_classes);
-    kernels::ScheduleTables tables;
-    tables.log_at = schedule.log_at.data_ptr<float>();
-    tables.log_bt = schedule.log_bt.data_ptr<float>();
-    tables.log_ct = schedule.log_ct.data_ptr<float>();
-    tables.log_cumprod_at = schedule.log_cumprod_at.data_ptr<float>();
-    tables.log_cumprod_bt = schedule.log_cumprod_bt.data_ptr<float>();
-    tables.log_cumprod_ct = schedule.log_cumprod_ct.data_ptr<float>();
+    const kernels::ScheduleTables tables = TablesOf(schedule);
     return kernels::cuda::GumbelArgmaxColumns(log_p_x_0, x_t, t, uniform, &tables);
 #else
     TORCH_CHECK(false, "SamplePosterior: CUDA tensors in a build without CUDA");

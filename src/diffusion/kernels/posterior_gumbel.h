@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include "diffusion/kernels/posterior_math.h"
 #include "diffusion/vq_schedule.h"
 
 namespace vqd::diffusion {
@@ -20,6 +21,9 @@ torch::Tensor SamplePosterior(const VqSchedule& schedule, const torch::Tensor& l
                               const torch::Tensor& t, const torch::Tensor& uniform, bool fused);
 torch::Tensor SamplePosteriorReference(const VqSchedule& schedule, const torch::Tensor& log_p_x_0,
                                        const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& uniform);
+
+// The kernels' view of a schedule's six log tables (float32, on the schedule's device).
+kernels::ScheduleTables TablesOf(const VqSchedule& schedule);
 
 // The step at t = 0: argmax_k(gumbel(u_k) + log p(x_0 = k | x_t)); uniform [B, K, N].
 torch::Tensor SampleX0(const torch::Tensor& log_p_x_0, const torch::Tensor& uniform, bool fused);
