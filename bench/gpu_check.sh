@@ -25,6 +25,7 @@
 set -uo pipefail
 
 mode=gpu
+cap=""
 budget=""
 build_dir=""
 no_build=0
@@ -140,18 +141,25 @@ if [[ $mode == gpu ]]; then
   say "GPU: $gpu_name (compute capability ${cap:-?})"
   prepare() {
     set -e
-    if [[ -f .gpu/env.sh ]]; then source .gpu/env.sh; fi
+    if [[ -f .gpu/env.sh ]]; then
+      source .gpu/env.sh
+    elif [[ $no_build == 0 ]]; then
+      echo "no .gpu/env.sh: run bench/gpu_check_prepare.sh on a Debian machine and carry .gpu/" >&2
+      exit 1
+    fi
     if compgen -G ".whl/*.whl" > /dev/null; then
       python3 -m pip install --no-index --no-deps --target /tmp/vqd-site .whl/*.whl
     fi
   }
-  run_stage prepare 60 5 bash -c "$(declare -f prepare); prepare"
+  run_stage prepare 60 5 bash -c "$(declare -f prepare); no_build=$no_build prepare"
+  python_ld=${LD_LIBRARY_PATH:-}  # Python keeps the host's libraries; our binaries get the unpacked ones too
   [[ -f .gpu/env.sh ]] && source .gpu/env.sh
   [[ -d /tmp/vqd-site ]] && export PYTHONPATH=/tmp/vqd-site${PYTHONPATH:+:$PYTHONPATH}
   model=${MODEL:-/tmp/vqd-ithq-random}
   device=cuda:0
 else
   gpu_name="none (CPU smoke run)"
+  python_ld=${LD_LIBRARY_PATH:-}
   say "CPU smoke run with the binaries of $build_dir"
   for bin in "$bench" "$vqd"; do
     [[ -x $bin ]] || { say "$bin is missing: build first (cmake --build $build_dir)"; exit 1; }
@@ -160,8 +168,9 @@ else
   model=$work/model
   device=cpu
 fi
+py=(env LD_LIBRARY_PATH="$python_ld" python3)
 has_diffusers=0
-python3 -c 'import diffusers, transformers' > /dev/null 2>&1 && has_diffusers=1
+"${py[@]}" -c 'import diffusers, transformers' > /dev/null 2>&1 && has_diffusers=1
 
 # ---- model ---------------------------------------------------------------------------------------
 if [[ -f $model/model_index.json ]]; then
@@ -169,7 +178,7 @@ if [[ -f $model/model_index.json ]]; then
 elif [[ $has_diffusers == 1 ]]; then
   preset=ithq
   [[ $mode == cpu-smoke ]] && preset=tiny
-  run_stage model 120 20 python3 bench/make_model.py --preset "$preset" --out "$model"
+  run_stage model 120 20 "${py[@]}" bench/make_model.py --preset "$preset" --out "$model"
 else
   say "diffusers is not importable: the model comes from vqd make-model after the build"
 fi
@@ -179,8 +188,9 @@ cores=$(nproc)
 build_targets="vqd vqd-bench pipeline_parity_test kernels_test fast_path_test"
 build() {
   set -e
-  local arch=${cap:-9.0}
-  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTORCH_CUDA_ARCH_LIST="$arch" \
+  local arch=${cap:-9.0} nvcc=()
+  [[ -x ${CUDA_HOME:-/usr/local/cuda}/bin/nvcc ]] && nvcc=(-DCMAKE_CUDA_COMPILER="${CUDA_HOME:-/usr/local/cuda}/bin/nvcc")
+  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTORCH_CUDA_ARCH_LIST="$arch" "${nvcc[@]}" \
     -DCMAKE_PREFIX_PATH="$TORCH_CMAKE_PREFIX;$VQD_DEPS/usr" -DVQD_DEPS_PREFIX="$VQD_DEPS/usr" \
     -DCMAKE_EXE_LINKER_FLAGS="-L$VQD_DEPS/usr/lib/x86_64-linux-gnu" \
     -DCMAKE_SHARED_LINKER_FLAGS="-L$VQD_DEPS/usr/lib/x86_64-linux-gnu"
@@ -189,7 +199,7 @@ build() {
 diffusers_stage() {
   local images=1,32 compile=32 steps=100 dev=cuda
   if [[ $mode == cpu-smoke ]]; then images=1; compile=""; steps=3; dev=cpu; fi
-  run_stage diffusers 300 60 $diffusers_pin python3 bench/diffusers_baseline.py --model "$model" --device "$dev" \
+  run_stage diffusers 300 60 $diffusers_pin "${py[@]}" bench/diffusers_baseline.py --model "$model" --device "$dev" \
     --images "$images" --compile-images "$compile" --steps "$steps" --json "$work/diffusers.json"
 }
 diffusers_done=0
@@ -228,12 +238,12 @@ run_stage parity 120 20 "$build_dir/tests/core/pipeline_parity_test" --gtest_fil
 
 # ---- measurements --------------------------------------------------------------------------------
 if [[ $mode == gpu ]]; then
-  server_args=(--device "$device" --dtype fp16 --max-batch 128 --clients 1,64 --steps 100)
-  pipeline_args=(--device "$device" --dtype fp16 --images 1,8,32 --steps 100)
-  fidelity_args=(--device "$device" --dtypes fp16,bf16 --seeds 1 --steps 100 --every 10)
+  server_args=(--device "$device" --dtype fp16 --max-batch 128 --clients "1,64" --steps 100)
+  pipeline_args=(--device "$device" --dtype fp16 --images "1,8,32" --steps 100)
+  fidelity_args=(--device "$device" --dtypes "fp16,bf16" --seeds 1 --steps 100 --every 10)
 else
-  server_args=(--device cpu --dtype fp32 --fused on --max-batch 8 --clients 1,4 --steps 4)
-  pipeline_args=(--device cpu --dtype fp32 --fused on --images 1,2 --steps 3)
+  server_args=(--device cpu --dtype fp32 --fused on --max-batch 8 --clients "1,4" --steps 4)
+  pipeline_args=(--device cpu --dtype fp32 --fused on --images "1,2" --steps 3)
   fidelity_args=(--device cpu --dtypes bf16 --seeds 1 --steps 4 --every 2)
 fi
 run_stage server 210 40 "$bench" server --model "$model" "${server_args[@]}" --requests-per-client 1 \

@@ -7,7 +7,7 @@
 
 namespace vqd::nn::kernels {
 
-torch::Tensor BiasQuickGeluReference(const torch::Tensor& x, const torch::Tensor& bias) { return QuickGelu(x + bias); }
+torch::Tensor BiasQuickGeluReference(const torch::Tensor& x, const torch::Tensor& bias) { return nn::QuickGelu(x + bias); }
 
 torch::Tensor BiasQuickGeluInPlace(torch::Tensor x, const torch::Tensor& bias) {
   if (x.is_cuda()) {

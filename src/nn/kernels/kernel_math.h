@@ -113,11 +113,11 @@ inline void AddNormRowSerial(const AddNormArgs<T>& a, int64_t row, float* cache)
 // ---------------------------------------------------------------------------------------------
 // Bias + quick GELU: z = x + b, z * sigmoid(1.702 z) (diffusers' ApproximateGELU), in float.
 
-VQD_HOST_DEVICE float QuickGelu(float z) { return z * (1.0f / (1.0f + hd::Exp(-1.702f * z))); }
+VQD_HOST_DEVICE float QuickGeluValue(float z) { return z * (1.0f / (1.0f + hd::Exp(-1.702f * z))); }
 
 template <typename T>
 VQD_HOST_DEVICE T BiasQuickGelu(T x, T bias) {
-  return static_cast<T>(QuickGelu(static_cast<float>(x) + static_cast<float>(bias)));
+  return static_cast<T>(QuickGeluValue(static_cast<float>(x) + static_cast<float>(bias)));
 }
 
 // ---------------------------------------------------------------------------------------------
