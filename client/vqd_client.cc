@@ -1,6 +1,6 @@
 // vqd-client: the command-line client of the VQ-Diffusion gRPC service.
 //
-//   vqd-client [global options] generate --prompt TEXT ... --out PREFIX
+//   vqd-client [global options] generate (--prompt TEXT | --class-label N) ... --out PREFIX
 //   vqd-client [global options] info [--json]
 //   vqd-client [global options] health [--service NAME]
 //
@@ -67,10 +67,13 @@ constexpr char kUsage[] = R"(usage: vqd-client [global options] <command> [comma
 
 Commands:
   generate --prompt TEXT --out PREFIX [options]
+  generate --class-label N --out PREFIX [options]
                             generate images; writes PREFIX-<index>.png
+                            (--class-label for class-conditional models, see info)
       --steps N             denoising steps (server default 100)
-      --guidance G          classifier-free guidance scale (server default 5.0)
-      --truncation R        truncation rate in (0, 1] (server default 1.0)
+      --guidance G          classifier-free guidance scale (server default: the
+                            model's, see info)
+      --truncation R        truncation rate in (0, 1] (server default: the model's)
       --num-images K        images to generate (server default 1)
       --seed S              random seed (default: the server draws one)
       --progress-every K    a progress event every K steps, 0 for none
@@ -111,7 +114,7 @@ struct CommandSpec {
 const std::map<std::string, CommandSpec>& Commands() {
   static const auto* commands = new std::map<std::string, CommandSpec>{
       {"generate",
-       {{"prompt", "steps", "guidance", "truncation", "num-images", "seed", "progress-every", "priority", "request-id",
+       {{"prompt", "class-label", "steps", "guidance", "truncation", "num-images", "seed", "progress-every", "priority", "request-id",
          "out", "save-tokens"},
         {"quiet"}}},
       {"info", {{}, {"json"}}},
@@ -438,7 +441,17 @@ absl::StatusOr<GenerateArgs> ParseGenerate(const vqd::CliArgs& args, bool stderr
   constexpr uint64_t kU32 = std::numeric_limits<uint32_t>::max();
   GenerateArgs out;
   pb::GenerateRequest& r = out.request;
-  VQD_ASSIGN_OR_RETURN(*r.mutable_prompt(), args.Required("prompt"));
+  if (args.Has("prompt") == args.Has("class-label")) {
+    return absl::InvalidArgumentError("generate takes --prompt (text models) or --class-label (class models)");
+  }
+  r.set_prompt(args.Get("prompt").value_or(""));
+  if (args.Has("class-label")) {
+    VQD_ASSIGN_OR_RETURN(int64_t label, args.Int("class-label", 0));
+    if (label < std::numeric_limits<int32_t>::min() || label > std::numeric_limits<int32_t>::max()) {
+      return absl::InvalidArgumentError("--class-label must fit a 32-bit signed integer");
+    }
+    r.set_class_label(static_cast<int32_t>(label));
+  }
   VQD_ASSIGN_OR_RETURN(out.out_prefix, args.Required("out"));
   if (out.out_prefix.empty()) return absl::InvalidArgumentError("--out must not be empty");
   out.save_tokens = args.Get("save-tokens").value_or("");
@@ -596,7 +609,13 @@ int RunInfo(Connection& conn, bool json) {
       {"prompt tokens", absl::StrCat(info.max_prompt_tokens())},
       {"devices", info.devices().empty() ? "-" : absl::StrJoin(info.devices(), ", ")},
       {"dtype", info.dtype()},
-      {"null embeddings", info.learned_null_embeddings() ? "learned" : "empty prompt"},
+      {"conditioning", info.conditioning() == "class_label"
+                           ? absl::StrCat("class label in [0, ", info.num_classes(), ")")
+                           : std::string("text prompt")},
+      {"null embeddings", info.learned_null_embeddings() ? "learned"
+                          : info.conditioning() == "class_label" ? "mean class" : "empty prompt"},
+      {"sampler", absl::StrCat(info.sampler(), " (defaults: guidance ", info.default_guidance_scale(),
+                               ", truncation ", info.default_truncation_rate(), ")")},
       {"limits", absl::StrCat("max_images ", lim.max_images(), ", max_steps ", lim.max_steps(), ", max_batch_rows ",
                               lim.max_batch_rows(), ", max_queue ", lim.max_queue(), ", max_prompt_bytes ",
                               lim.max_prompt_bytes())},

@@ -14,7 +14,7 @@ packages=(
   libblis4-pthread
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libfmt-dev prometheus-cpp-dev libcivetweb-dev libabsl-dev
-  libgtest-dev libgmock-dev nlohmann-json3-dev libpng-dev libicu-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libpng-dev zlib1g-dev libicu-dev libyaml-dev
   python3 curl
 )
 extras=(

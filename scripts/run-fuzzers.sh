@@ -5,7 +5,7 @@
 # Environment:
 #   BUILD_DIR   build folder (default: <repo>/build-fuzz; reused when it exists)
 #   OUT_DIR     where corpora, logs and crash files go (default: $BUILD_DIR/fuzz-out; emptied first)
-#   TARGETS     targets to run (default: all five, space-separated)
+#   TARGETS     targets to run (default: all six, space-separated)
 #   FUZZ_JOBS   targets run at the same time (default 1)
 #   JOBS        build parallelism (default: all cores)
 #   FUZZ_ARGS   extra libFuzzer flags for every target (e.g. "-use_value_profile=1")
@@ -20,7 +20,7 @@ build=${BUILD_DIR:-$repo/build-fuzz}
 out=${OUT_DIR:-$build/fuzz-out}
 jobs=${JOBS:-$(nproc)}
 fuzz_jobs=${FUZZ_JOBS:-1}
-all_targets="fuzz_safetensors fuzz_torch_bin fuzz_tokenizer fuzz_tokenizer_files fuzz_request_validation"
+all_targets="fuzz_safetensors fuzz_torch_bin fuzz_yaml_config fuzz_tokenizer fuzz_tokenizer_files fuzz_request_validation"
 targets=${TARGETS:-$all_targets}
 
 if ! [[ $seconds =~ ^[0-9]+$ ]] || [[ $seconds -lt 1 ]]; then

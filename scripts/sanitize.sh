@@ -10,7 +10,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$repo/build-sanitize}
 jobs=${JOBS:-$(nproc)}
-targets=(base_test io_test tokenizer_test scheduler_test component_parity_test pipeline_test engine_test
+targets=(base_test io_test tokenizer_test scheduler_test component_parity_test official_parity_test pipeline_test engine_test
          request_validation_test server_integration_test server_hardening_test)
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 if [[ ! -f $build/CMakeCache.txt ]]; then

@@ -1,5 +1,6 @@
 // vqd: the offline command-line tool. Generates images from a model directory, tokenizes prompts,
-// creates random models in the diffusers layout, and describes a model directory.
+// creates random models in the diffusers layout, converts the official microsoft/VQ-Diffusion
+// checkpoints, and describes a model directory.
 #include <algorithm>
 #include <cstdio>
 #include <set>
@@ -17,6 +18,7 @@
 #include "base/cli_args.h"
 #include "base/status_macros.h"
 #include "base/torch_util.h"
+#include "convert/official_converter.h"
 #include "io/file_util.h"
 #include "io/json_config.h"
 #include "io/png.h"
@@ -34,12 +36,24 @@ namespace {
 constexpr char kUsage[] = R"(usage: vqd <command> [options]
 
 commands:
-  generate --model DIR --prompt TEXT --out PREFIX [--steps N] [--guidance G] [--truncation R]
-           [--num-images K] [--seed S] [--device cpu|cuda|cuda:N] [--dtype fp32|fp16|bf16]
-           [--variant fp16|full] [--save-tokens FILE] [--quiet]
-      Generates K images and writes PREFIX-0.png ... (defaults as diffusers: 100 steps,
-      guidance 5.0, truncation 1.0, one image, seed 0). --save-tokens writes the final token
-      grids as {"tokens": [[...], ...]} (one row-major list per image).
+  generate --model DIR (--prompt TEXT | --class-label N) --out PREFIX [--steps N] [--guidance G]
+           [--truncation R] [--num-images K] [--seed S] [--device cpu|cuda|cuda:N]
+           [--dtype fp32|fp16|bf16] [--variant fp16|full] [--save-tokens FILE] [--quiet]
+      Generates K images and writes PREFIX-0.png ... (100 steps, one image, seed 0; guidance and
+      truncation: the model's defaults, which are diffusers' 5.0 and 1.0 unless the model was
+      converted from an official checkpoint). Class-conditional models take --class-label instead
+      of a prompt. --save-tokens writes the final token grids as {"tokens": [[...], ...]} (one
+      row-major list per image).
+  convert-official --checkpoint CKPT.pth --config CONFIG.yaml [--bpe MERGES] --out DIR
+           [--vqgan-config YAML] [--shrink-table PT] [--no-ema] [--zero-shot-null] [--guidance G]
+           [--truncation R]
+      Converts an official microsoft/VQ-Diffusion checkpoint (coco_*, cub_*, CC_*, cc_*, human_*,
+      imagenet_*) into a model directory the server loads. --bpe (text models) takes the official
+      bpe_simple_vocab_16e6.txt.gz or a CLIP merges.txt. The VQGAN config and shrink table the
+      config names are looked up next to it unless given. --no-ema converts the training weights
+      instead of the EMA ones official inference uses; --zero-shot-null guides with the empty
+      prompt even when the checkpoint learned a null embedding (official learnable_cf=False);
+      --guidance/--truncation override the sampling defaults recorded for the checkpoint.
   tokenize --model DIR TEXT
       Prints the ids the text encoder sees for TEXT as a JSON list.
   make-model --preset tiny|small|ithq --out DIR [--seed S] [--dtype fp32|fp16]
@@ -61,15 +75,17 @@ int Fail(const absl::Status& status) {
 
 absl::Status RunGenerate(const CliArgs& args) {
   VQD_ASSIGN_OR_RETURN(std::string model_dir, args.Required("model"));
-  VQD_ASSIGN_OR_RETURN(std::string prompt, args.Required("prompt"));
   VQD_ASSIGN_OR_RETURN(std::string out_prefix, args.Required("out"));
+  if (args.Has("prompt") == args.Has("class-label")) {
+    return absl::InvalidArgumentError("generate takes --prompt (text models) or --class-label (class models)");
+  }
   vqd::pipeline::GenerateParams params;
-  params.prompt = prompt;
+  params.prompt = args.Get("prompt").value_or("");
+  if (args.Has("class-label")) {
+    VQD_ASSIGN_OR_RETURN(int64_t label, args.Int("class-label", 0));
+    params.class_label = label;
+  }
   VQD_ASSIGN_OR_RETURN(params.steps, args.Int("steps", 100));
-  VQD_ASSIGN_OR_RETURN(double guidance, args.Double("guidance", 5.0));
-  VQD_ASSIGN_OR_RETURN(double truncation, args.Double("truncation", 1.0));
-  params.guidance_scale = static_cast<float>(guidance);
-  params.truncation_rate = static_cast<float>(truncation);
   VQD_ASSIGN_OR_RETURN(params.num_images, args.Int("num-images", 1));
   VQD_ASSIGN_OR_RETURN(params.seed, args.Uint("seed", 0));
   if (params.num_images < 1 || params.num_images > 1024) {
@@ -85,6 +101,10 @@ absl::Status RunGenerate(const CliArgs& args) {
   }
   VQD_ASSIGN_OR_RETURN(auto pipeline, vqd::pipeline::VqDiffusionPipeline::Load(model_dir, options));
   const auto& info = pipeline->info();
+  VQD_ASSIGN_OR_RETURN(double guidance, args.Double("guidance", info.default_guidance_scale));
+  VQD_ASSIGN_OR_RETURN(double truncation, args.Double("truncation", info.default_truncation_rate));
+  params.guidance_scale = static_cast<float>(guidance);
+  params.truncation_rate = static_cast<float>(truncation);
   VQD_RETURN_IF_ERROR(vqd::pipeline::ValidateGenerateParams(params, info));
   const bool quiet = args.Has("quiet");
   if (!quiet) {
@@ -123,7 +143,8 @@ absl::Status RunTokenize(const CliArgs& args) {
   VQD_ASSIGN_OR_RETURN(std::string model_dir, args.Required("model"));
   if (args.positional().size() != 1) return absl::InvalidArgumentError("tokenize takes exactly one TEXT argument");
   VQD_ASSIGN_OR_RETURN(vqd::pipeline::ModelDirectory dir, vqd::pipeline::ModelDirectory::Open(model_dir));
-  VQD_ASSIGN_OR_RETURN(vqd::text::ClipTokenizer tokenizer, vqd::text::ClipTokenizer::Load(dir.ComponentDir("tokenizer")));
+  VQD_ASSIGN_OR_RETURN(vqd::text::ClipTokenizer tokenizer,
+                       vqd::text::ClipTokenizer::Load(dir.ComponentDir("tokenizer"), dir.metadata().tokenizer_rules));
   int64_t untruncated_length = 0;
   const std::vector<int64_t> ids = tokenizer.EncodeToLength(args.positional()[0], &untruncated_length);
   std::printf("%s\n", nlohmann::json(ids).dump().c_str());
@@ -146,6 +167,29 @@ absl::Status RunMakeModel(const CliArgs& args) {
   return absl::OkStatus();
 }
 
+absl::Status RunConvertOfficial(const CliArgs& args) {
+  vqd::convert::OfficialConversionOptions options;
+  VQD_ASSIGN_OR_RETURN(options.checkpoint, args.Required("checkpoint"));
+  VQD_ASSIGN_OR_RETURN(options.config, args.Required("config"));
+  VQD_ASSIGN_OR_RETURN(options.out, args.Required("out"));
+  options.bpe = args.Get("bpe").value_or("");
+  options.vqgan_config = args.Get("vqgan-config");
+  options.shrink_table = args.Get("shrink-table");
+  options.use_ema = !args.Has("no-ema");
+  options.zero_shot_null = args.Has("zero-shot-null");
+  if (args.Has("guidance")) {
+    VQD_ASSIGN_OR_RETURN(double g, args.Double("guidance", 1.0));
+    options.guidance_scale = g;
+  }
+  if (args.Has("truncation")) {
+    VQD_ASSIGN_OR_RETURN(double r, args.Double("truncation", 1.0));
+    options.truncation_rate = r;
+  }
+  VQD_ASSIGN_OR_RETURN(vqd::convert::OfficialConversionReport report, vqd::convert::ConvertOfficialCheckpoint(options));
+  std::fprintf(stderr, "converted %s\nwrote %s\n", report.Summary().c_str(), options.out.c_str());
+  return absl::OkStatus();
+}
+
 absl::Status RunInspect(const CliArgs& args) {
   if (args.positional().size() != 1) return absl::InvalidArgumentError("inspect takes exactly one DIR argument");
   const std::string root = args.positional()[0];
@@ -153,8 +197,13 @@ absl::Status RunInspect(const CliArgs& args) {
   std::printf("model directory %s\n", root.c_str());
   std::printf("learned null embeddings: %s\n", dir.has_learned_embeddings() ? "yes" : "no (guidance falls back to the empty prompt)");
   int64_t total = 0;
-  for (const char* component : {"text_encoder", "transformer", "vqvae", "learned_classifier_free_sampling_embeddings",
-                                "scheduler", "tokenizer"}) {
+  std::printf("conditioning: %s\n", vqd::pipeline::ConditioningName(dir.conditioning()));
+  std::printf("sampler: %s", vqd::pipeline::SamplerName(dir.metadata().sampler));
+  if (dir.metadata().guidance_scale) std::printf(", default guidance %g", *dir.metadata().guidance_scale);
+  if (dir.metadata().truncation_rate) std::printf(", default truncation %g", *dir.metadata().truncation_rate);
+  std::printf("\n");
+  for (const char* component : {"text_encoder", "transformer", "class_transformer", "vqvae",
+                                "learned_classifier_free_sampling_embeddings", "scheduler", "tokenizer"}) {
     const std::string cdir = dir.ComponentDir(component);
     if (!fs::is_directory(cdir)) continue;
     std::printf("\n[%s]\n", component);
@@ -209,13 +258,16 @@ int main(int argc, char** argv) {
   const std::vector<std::string> rest(argv + 2, argv + argc);
   std::set<std::string> valued, switches;
   if (command == "generate") {
-    valued = {"model", "prompt", "out", "steps", "guidance", "truncation", "num-images", "seed", "device", "dtype",
-              "variant", "save-tokens"};
+    valued = {"model", "prompt", "class-label", "out", "steps", "guidance", "truncation", "num-images", "seed",
+              "device", "dtype", "variant", "save-tokens"};
     switches = {"quiet"};
   } else if (command == "tokenize") {
     valued = {"model"};
   } else if (command == "make-model") {
     valued = {"preset", "out", "seed", "dtype"};
+  } else if (command == "convert-official") {
+    valued = {"checkpoint", "config", "bpe", "out", "vqgan-config", "shrink-table", "guidance", "truncation"};
+    switches = {"no-ema", "zero-shot-null"};
   } else if (command == "inspect") {
   } else {
     return UsageError(absl::StrCat("unknown command \"", command, "\""));
@@ -231,6 +283,7 @@ int main(int argc, char** argv) {
     if (command == "tokenize") status = RunTokenize(*args);
     if (command == "make-model") status = RunMakeModel(*args);
     if (command == "inspect") status = RunInspect(*args);
+    if (command == "convert-official") status = RunConvertOfficial(*args);
   } catch (const std::exception& e) {
     status = absl::InternalError(e.what());
   }

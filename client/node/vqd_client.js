@@ -4,7 +4,7 @@
 // health service, client/proto/), or from --proto-dir.
 //
 //   node vqd_client.js [--server HOST:PORT] [--timeout S] [--token T] [--tls ...] generate \
-//       --prompt TEXT [--steps N] [--guidance G] [--truncation R] [--num-images K] [--seed S] \
+//       (--prompt TEXT | --class-label N) [--steps N] [--guidance G] [--truncation R] [--num-images K] [--seed S] \
 //       [--progress-every K] [--priority P] [--request-id ID] --out PREFIX [--save-tokens FILE] [--quiet]
 //   node vqd_client.js [--server HOST:PORT] info [--json]
 //   node vqd_client.js [--server HOST:PORT] health [--service NAME]
@@ -29,6 +29,7 @@ const USAGE = `usage: vqd_client.js [global options] <command> [command options]
 
 Commands:
   generate --prompt TEXT --out PREFIX [options]   writes PREFIX-<index>.png
+  generate --class-label N --out PREFIX [options] (class-conditional models)
       --steps N --guidance G --truncation R --num-images K --seed S
       --progress-every K (default 1 on a terminal, else 10; 0: none)
       --priority P --request-id ID --quiet
@@ -59,7 +60,7 @@ const GLOBAL_VALUED = ['server', 'timeout', 'token', 'ca-cert', 'client-cert', '
 const GLOBAL_SWITCHES = ['tls', 'help'];
 const COMMANDS = {
   generate: {
-    valued: ['prompt', 'steps', 'guidance', 'truncation', 'num-images', 'seed', 'progress-every', 'priority',
+    valued: ['prompt', 'class-label', 'steps', 'guidance', 'truncation', 'num-images', 'seed', 'progress-every', 'priority',
       'request-id', 'out', 'save-tokens'],
     switches: ['quiet'],
   },
@@ -127,6 +128,16 @@ function uintOption(opts, name, max) {
     throw new ClientError(`--${name} must be an integer in [0, ${max}], got "${text}"`, EXIT.usage);
   }
   return max > BigInt(Number.MAX_SAFE_INTEGER) ? text : Number(text);  // uint64: a decimal string
+}
+
+function int32Option(opts, name) {
+  if (opts[name] === undefined) return undefined;
+  const text = opts[name];
+  const value = Number(text);
+  if (!/^-?\d+$/.test(text) || value < -(2 ** 31) || value >= 2 ** 31) {
+    throw new ClientError(`--${name} must be a 32-bit integer, got "${text}"`, EXIT.usage);
+  }
+  return value;
 }
 
 function numberOption(opts, name) {
@@ -287,7 +298,11 @@ async function cmdInfo(conn, opts) {
     ['prompt tokens', String(info.max_prompt_tokens)],
     ['devices', (info.devices || []).join(', ') || '-'],
     ['dtype', info.dtype],
-    ['null embeddings', info.learned_null_embeddings ? 'learned' : 'empty prompt'],
+    ['conditioning', info.conditioning === 'class_label' ? `class label in [0, ${info.num_classes})` : 'text prompt'],
+    ['null embeddings', info.learned_null_embeddings ? 'learned'
+      : info.conditioning === 'class_label' ? 'mean class' : 'empty prompt'],
+    ['sampler', `${info.sampler} (defaults: guidance ${info.default_guidance_scale}, ` +
+      `truncation ${Math.round(info.default_truncation_rate * 1e6) / 1e6})`],
     ['limits', `max_images ${lim.max_images}, max_steps ${lim.max_steps}, max_batch_rows ${lim.max_batch_rows}, ` +
       `max_queue ${lim.max_queue}, max_prompt_bytes ${lim.max_prompt_bytes}`],
   ];
@@ -379,10 +394,12 @@ function writeTokens(file, grids) {
 }
 
 async function cmdGenerate(conn, opts) {
-  if (opts.prompt === undefined) throw new ClientError('generate: --prompt is required', EXIT.usage);
+  if ((opts.prompt === undefined) === (opts['class-label'] === undefined)) {
+    throw new ClientError('generate: --prompt (text models) or --class-label (class models) is required', EXIT.usage);
+  }
   if (!opts.out) throw new ClientError('generate: --out is required', EXIT.usage);
   const U32 = 0xffffffffn;
-  const request = { prompt: opts.prompt };
+  const request = { prompt: opts.prompt !== undefined ? opts.prompt : '' };
   // Only the fields the user gave, so that the server applies its defaults to the others.
   const optional = {
     steps: uintOption(opts, 'steps', U32),
@@ -390,18 +407,13 @@ async function cmdGenerate(conn, opts) {
     seed: uintOption(opts, 'seed', 0xffffffffffffffffn),
     guidance_scale: numberOption(opts, 'guidance'),
     truncation_rate: numberOption(opts, 'truncation'),
+    class_label: int32Option(opts, 'class-label'),
   };
   for (const [field, value] of Object.entries(optional)) if (value !== undefined) request[field] = value;
   const quiet = Boolean(opts.quiet);
   const every = uintOption(opts, 'progress-every', U32);
   request.progress_interval = every !== undefined ? every : quiet ? 0 : process.stderr.isTTY ? 1 : 10;
-  if (opts.priority !== undefined) {
-    const p = Number(opts.priority);
-    if (!/^-?\d+$/.test(opts.priority) || p < -(2 ** 31) || p >= 2 ** 31) {
-      throw new ClientError(`--priority must be a 32-bit integer, got "${opts.priority}"`, EXIT.usage);
-    }
-    request.priority = p;
-  }
+  if (opts.priority !== undefined) request.priority = int32Option(opts, 'priority');
   if (opts['request-id'] !== undefined) request.request_id = opts['request-id'];
   const parent = path.dirname(opts.out);
   fs.mkdirSync(parent, { recursive: true });

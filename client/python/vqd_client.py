@@ -2,7 +2,7 @@
 """Command-line client of the VQ-Diffusion gRPC service (vqdiffusion.v1.VqDiffusion).
 
     vqd_client.py [--server HOST:PORT] [--timeout S] [--token T] [--tls ...] generate \
-        --prompt TEXT [--steps N] [--guidance G] [--truncation R] [--num-images K] [--seed S] \
+        (--prompt TEXT | --class-label N) [--steps N] [--guidance G] [--truncation R] [--num-images K] [--seed S] \
         [--progress-every K] [--priority P] [--request-id ID] --out PREFIX [--save-tokens FILE] [--quiet]
     vqd_client.py [--server HOST:PORT] info [--json]
     vqd_client.py [--server HOST:PORT] health [--service NAME]
@@ -247,7 +247,12 @@ def cmd_info(args, channel):
         ("prompt tokens", str(info.max_prompt_tokens)),
         ("devices", ", ".join(info.devices) or "-"),
         ("dtype", info.dtype),
-        ("null embeddings", "learned" if info.learned_null_embeddings else "empty prompt"),
+        ("conditioning", f"class label in [0, {info.num_classes})" if info.conditioning == "class_label"
+         else "text prompt"),
+        ("null embeddings", "learned" if info.learned_null_embeddings
+         else "mean class" if info.conditioning == "class_label" else "empty prompt"),
+        ("sampler", f"{info.sampler} (defaults: guidance {info.default_guidance_scale:g}, "
+                    f"truncation {info.default_truncation_rate:g})"),
         ("limits", f"max_images {lim.max_images}, max_steps {lim.max_steps}, max_batch_rows {lim.max_batch_rows}, "
                    f"max_queue {lim.max_queue}, max_prompt_bytes {lim.max_prompt_bytes}"),
     ]
@@ -327,10 +332,10 @@ class Progress:
 
 def cmd_generate(args, channel):
     pb = load_proto(VQD_PROTO, args.proto_dir)
-    req = pb.GenerateRequest(prompt=args.prompt)
+    req = pb.GenerateRequest(prompt=args.prompt or "")
     # Only the fields the user gave, so that the server applies its defaults to the others.
     for field, value in (("num_images", args.num_images), ("steps", args.steps), ("guidance_scale", args.guidance),
-                         ("truncation_rate", args.truncation), ("seed", args.seed)):
+                         ("truncation_rate", args.truncation), ("seed", args.seed), ("class_label", args.class_label)):
         if value is not None:
             setattr(req, field, value)
     if args.progress_every is None:
@@ -432,12 +437,14 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    gen = sub.add_parser("generate", help="generate images for a prompt")
+    gen = sub.add_parser("generate", help="generate images for a prompt or a class label")
     add_globals(gen, False)
-    gen.add_argument("--prompt", required=True, help="the text prompt")
+    condition = gen.add_mutually_exclusive_group(required=True)
+    condition.add_argument("--prompt", help="the text prompt (text models)")
+    condition.add_argument("--class-label", type=int, metavar="N", help="the class (class-conditional models)")
     gen.add_argument("--steps", type=int, help="denoising steps (server default 100)")
-    gen.add_argument("--guidance", type=float, help="classifier-free guidance scale (server default 5.0)")
-    gen.add_argument("--truncation", type=float, help="truncation rate in (0, 1] (server default 1.0)")
+    gen.add_argument("--guidance", type=float, help="classifier-free guidance scale (server default: the model's)")
+    gen.add_argument("--truncation", type=float, help="truncation rate in (0, 1] (server default: the model's)")
     gen.add_argument("--num-images", type=int, help="images to generate (server default 1)")
     gen.add_argument("--seed", type=int, help="random seed (default: the server draws one)")
     gen.add_argument("--progress-every", type=int, metavar="K",

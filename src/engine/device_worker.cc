@@ -126,7 +126,7 @@ void DeviceWorker::Admit() {
   for (auto& r : admitted) {
     r->admitted_at = Clock::now();
     const RequestParams& p = r->params();
-    auto encoding = pipeline_->EncodePrompt(p.prompt);
+    auto encoding = pipeline_->EncodeCondition(p.prompt, p.class_label);
     r->encode_seconds = SecondsSince(r->admitted_at);
     if (observer_) observer_->OnTextEncoded(r->encode_seconds);
     if (!encoding.ok()) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -16,6 +17,7 @@ namespace vqd::engine {
 struct RequestParams {
   std::string request_id;
   std::string prompt;
+  std::optional<int64_t> class_label;  // class-conditional models, instead of the prompt
   int64_t num_images = 1;
   int64_t steps = 100;
   float guidance_scale = 5.0f;

@@ -31,6 +31,10 @@ absl::StatusOr<JsonConfig> JsonConfig::Parse(std::string_view text, std::string 
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(path_for_errors, ": invalid JSON: ", e.what()));
   }
+  return FromJson(std::move(json), std::move(path_for_errors));
+}
+
+absl::StatusOr<JsonConfig> JsonConfig::FromJson(nlohmann::json json, std::string path_for_errors) {
   if (!json.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path_for_errors, ": the top level must be a JSON object, got ", Describe(json)));

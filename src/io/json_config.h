@@ -23,6 +23,8 @@ class JsonConfig {
   static absl::StatusOr<JsonConfig> Load(const std::string& path);
   // Parses `text`; `path_for_errors` names it in messages.
   static absl::StatusOr<JsonConfig> Parse(std::string_view text, std::string path_for_errors);
+  // Wraps a JSON object built elsewhere (a YAML file read into JSON values).
+  static absl::StatusOr<JsonConfig> FromJson(nlohmann::json json, std::string path_for_errors);
 
   // Whether `key` is present (a JSON null counts as present here, but as absent for the ...Or getters).
   bool Has(const std::string& key) const;

@@ -4,7 +4,9 @@
 #include <caffe2/serialize/read_adapter_interface.h>
 #include <caffe2/serialize/versions.h>
 
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -138,11 +140,30 @@ absl::StatusOr<std::string> Latin1FromUtf8(const std::string& text) {
   return out;
 }
 
+// What a persistent id names: a storage record, checked against the archive but not read yet.
+struct StorageRef {
+  std::string key;
+  torch::Dtype dtype = torch::kFloat32;
+  int64_t numel = 0;
+};
+
+// A tensor as the pickle describes it: a strided view of a storage, checked to lie inside it. Its
+// bytes are read only when the tensor is wanted (a training checkpoint holds optimizer state that
+// nobody needs).
+struct TensorRef {
+  StorageRef storage;
+  int64_t offset = 0;
+  std::vector<int64_t> size, stride;
+};
+
 class TorchBinHandler final : public PickleHandler {
  public:
+  // `opaque_unknown_globals`: names outside the allow-list become inert values instead of errors,
+  // for the parts of a training checkpoint that are not state dicts (nothing is ever called; such a
+  // value found where a tensor is needed is still an error).
   TorchBinHandler(caffe2::serialize::PyTorchStreamReader& reader, const RecordIndex& records,
-                  const TorchBinLimits& limits)
-      : reader_(reader), records_(records), limits_(limits) {}
+                  const TorchBinLimits& limits, bool opaque_unknown_globals)
+      : reader_(reader), records_(records), limits_(limits), opaque_unknown_globals_(opaque_unknown_globals) {}
 
   absl::StatusOr<PickleValue*> Global(PickleArena& arena, const std::string& module, const std::string& name) override {
     PickleValue probe;
@@ -154,7 +175,7 @@ class TorchBinHandler final : public PickleHandler {
                          IsGlobal(probe, "torch._utils", "_rebuild_parameter") ||
                          IsGlobal(probe, "torch._utils", "_rebuild_parameter_with_state") ||
                          IsGlobal(probe, "_codecs", "encode") || StorageDtype(probe).has_value();
-    if (!allowed) {
+    if (!allowed && !opaque_unknown_globals_) {
       return absl::InvalidArgumentError(
           absl::StrCat("forbidden global ", module.substr(0, 64), ".", name.substr(0, 64),
                        " (a state dict only needs OrderedDict, the torch tensor rebuild functions and storage types)"));
@@ -198,6 +219,11 @@ class TorchBinHandler final : public PickleHandler {
       value->text = std::move(bytes);
       return value;
     }
+    if (opaque_unknown_globals_ && callable.is(Kind::kGlobal) && !StorageDtype(callable).has_value()) {
+      PickleValue* value = arena.New(Kind::kObject);
+      value->name = absl::StrCat("opaque ", callable.text.substr(0, 64), ".", callable.name.substr(0, 64), "(...)");
+      return value;
+    }
     return absl::InvalidArgumentError(absl::StrCat("calling ", PickleDebugString(callable), " is not allowed"));
   }
 
@@ -219,35 +245,56 @@ class TorchBinHandler final : public PickleHandler {
     }
     if (numel < 0) return absl::InvalidArgumentError(absl::StrCat("storage ", key, " has negative size ", numel));
 
-    torch::Tensor flat;
-    const auto cached = storages_.find(key);
-    if (cached != storages_.end()) {
-      flat = cached->second;
-      if (flat.scalar_type() != *dtype || flat.numel() != numel) {
+    const auto known = storages_.find(key);
+    if (known != storages_.end()) {
+      if (known->second.dtype != *dtype || known->second.numel != numel) {
         return absl::InvalidArgumentError(absl::StrCat("storage ", key, " is used as both ",
-                                                       DtypeName(flat.scalar_type()), "[", flat.numel(), "] and ",
-                                                       DtypeName(*dtype), "[", numel, "]"));
+                                                       DtypeName(known->second.dtype), "[", known->second.numel,
+                                                       "] and ", DtypeName(*dtype), "[", numel, "]"));
       }
     } else {
       if (storages_.size() >= limits_.max_tensors) return absl::InvalidArgumentError("too many storages");
-      VQD_ASSIGN_OR_RETURN(flat, LoadStorage(key, *dtype, numel));
-      storages_.emplace(key, flat);
+      VQD_RETURN_IF_ERROR(CheckStorageRecord(key, *dtype, numel));
+      storages_.emplace(key, StorageRef{key, *dtype, numel});
     }
     PickleValue* value = arena.New(Kind::kObject);
     value->name = "storage";
-    value->native = flat;
+    value->native = storages_.at(key);
     return value;
   }
 
   absl::Status Build(PickleValue& obj, const PickleValue& state) override {
     // torch.save sets OrderedDict._metadata (per-module versions) through BUILD; it does not affect
-    // the tensors.
+    // the tensors. An inert object stays inert.
     if (obj.is(Kind::kDict)) return absl::OkStatus();
+    if (opaque_unknown_globals_ && obj.is(Kind::kObject) && absl::StartsWith(obj.name, "opaque ")) {
+      return absl::OkStatus();
+    }
     return absl::InvalidArgumentError(absl::StrCat("BUILD on ", PickleDebugString(obj), " is not supported"));
   }
 
+  // The tensor a rebuilt value stands for, read from the archive now (contiguous, CPU).
+  absl::StatusOr<torch::Tensor> Materialize(const PickleValue& value) {
+    const auto& ref = std::any_cast<const TensorRef&>(value.native);
+    VQD_ASSIGN_OR_RETURN(torch::Tensor flat, LoadStorage(ref.storage));
+    int64_t numel = 0;
+    if (!CheckedNumel(ref.size, &numel)) return absl::InternalError("tensor size overflows");  // checked before
+    if (numel == 0) return torch::empty(ref.size, flat.options());
+    torch::Tensor tensor = flat.as_strided(ref.size, ref.stride, ref.offset);
+    if (tensor.is_contiguous()) return tensor;
+    // Stride-0 dims make numel independent of the storage size, so bound the copy explicitly.
+    uint64_t bytes = 0;
+    if (!CheckedMul<uint64_t>(static_cast<uint64_t>(numel), flat.element_size(), &bytes) ||
+        !CheckedAdd(copied_bytes_, bytes, &copied_bytes_) || copied_bytes_ > loaded_bytes_ + limits_.copy_slack_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat("non-contiguous tensors would need ", copied_bytes_,
+                                                     " bytes of copies, more than the file's storages justify"));
+    }
+    return tensor.contiguous();
+  }
+
  private:
-  absl::StatusOr<torch::Tensor> LoadStorage(const std::string& key, torch::Dtype dtype, int64_t numel) {
+  // The record of a storage must exist and hold its bytes; checked before anything is read.
+  absl::Status CheckStorageRecord(const std::string& key, torch::Dtype dtype, int64_t numel) const {
     const std::string record = "data/" + key;
     int64_t needed = 0;
     if (!CheckedMul<int64_t>(numel, static_cast<int64_t>(c10::elementSize(dtype)), &needed)) {
@@ -260,24 +307,40 @@ class TorchBinHandler final : public PickleHandler {
                                               " bytes but storage ", key, " needs ", needed, " (", numel, " x ",
                                               DtypeName(dtype), ")"));
     }
-    if (needed == 0) return torch::empty({0}, torch::TensorOptions().dtype(dtype));
-    auto [data, size] = reader_.getRecord(record);
-    // Check what was actually read too: the zip reader matches names case-insensitively.
-    if (size < static_cast<uint64_t>(needed)) {
-      return absl::DataLossError(
-          absl::StrCat("record ", record, " holds ", size, " bytes but storage ", key, " needs ", needed));
-    }
-    if (dtype == torch::kBool) {
-      const auto* bytes = static_cast<const unsigned char*>(data.get());
-      for (int64_t i = 0; i < numel; ++i) {
-        if (bytes[i] > 1)
-          return absl::InvalidArgumentError(absl::StrCat("bool storage ", key, " holds byte ", int{bytes[i]}));
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<torch::Tensor> LoadStorage(const StorageRef& storage) {
+    const auto cached = loaded_.find(storage.key);
+    if (cached != loaded_.end()) return cached->second;
+    const std::string record = "data/" + storage.key;
+    const int64_t needed = storage.numel * static_cast<int64_t>(c10::elementSize(storage.dtype));  // checked
+    torch::Tensor flat;
+    if (needed == 0) {
+      flat = torch::empty({0}, torch::TensorOptions().dtype(storage.dtype));
+    } else {
+      auto [data, size] = reader_.getRecord(record);
+      // Check what was actually read too: the zip reader matches names case-insensitively.
+      if (size < static_cast<uint64_t>(needed)) {
+        return absl::DataLossError(
+            absl::StrCat("record ", record, " holds ", size, " bytes but storage ", storage.key, " needs ", needed));
       }
+      if (storage.dtype == torch::kBool) {
+        const auto* bytes = static_cast<const unsigned char*>(data.get());
+        for (int64_t i = 0; i < storage.numel; ++i) {
+          if (bytes[i] > 1) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("bool storage ", storage.key, " holds byte ", int{bytes[i]}));
+          }
+        }
+      }
+      loaded_bytes_ += static_cast<uint64_t>(needed);
+      auto owner = std::make_shared<at::DataPtr>(std::move(data));
+      flat = torch::from_blob(
+          owner->get(), {storage.numel}, [owner](void*) {}, torch::TensorOptions().dtype(storage.dtype));
     }
-    loaded_bytes_ += static_cast<uint64_t>(needed);
-    auto owner = std::make_shared<at::DataPtr>(std::move(data));
-    return torch::from_blob(
-        owner->get(), {numel}, [owner](void*) {}, torch::TensorOptions().dtype(dtype));
+    loaded_.emplace(storage.key, flat);
+    return flat;
   }
 
   absl::StatusOr<PickleValue*> RebuildTensor(PickleArena& arena, const PickleValue& storage,
@@ -290,60 +353,48 @@ class TorchBinHandler final : public PickleHandler {
     if (!offset_value.is(Kind::kInt) || offset_value.integer < 0) {
       return absl::InvalidArgumentError(absl::StrCat("bad storage offset ", PickleDebugString(offset_value)));
     }
-    VQD_ASSIGN_OR_RETURN(std::vector<int64_t> size, IntTuple(size_value, "tensor size"));
-    VQD_ASSIGN_OR_RETURN(std::vector<int64_t> stride, IntTuple(stride_value, "tensor stride"));
-    if (size.size() != stride.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor size ", ShapeString(size), " and stride ", ShapeString(stride), " differ in length"));
+    TensorRef ref;
+    ref.storage = std::any_cast<const StorageRef&>(storage.native);
+    ref.offset = offset_value.integer;
+    VQD_ASSIGN_OR_RETURN(ref.size, IntTuple(size_value, "tensor size"));
+    VQD_ASSIGN_OR_RETURN(ref.stride, IntTuple(stride_value, "tensor stride"));
+    if (ref.size.size() != ref.stride.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor size ", ShapeString(ref.size), " and stride ",
+                                                     ShapeString(ref.stride), " differ in length"));
     }
     if (++tensor_count_ > limits_.max_tensors) return absl::InvalidArgumentError("too many tensors");
-    const auto flat = std::any_cast<torch::Tensor>(storage.native);
-    const int64_t offset = offset_value.integer;
     int64_t numel = 0;
-    if (!CheckedNumel(size, &numel))
-      return absl::InvalidArgumentError(absl::StrCat("tensor size ", ShapeString(size), " overflows"));
-
-    torch::Tensor tensor;
-    if (numel == 0) {
-      tensor = torch::empty(size, flat.options());
-    } else {
+    if (!CheckedNumel(ref.size, &numel))
+      return absl::InvalidArgumentError(absl::StrCat("tensor size ", ShapeString(ref.size), " overflows"));
+    if (numel != 0) {
       // The element farthest from the start is offset + sum((size_i - 1) * stride_i); it must lie
       // inside the storage for every element to.
-      int64_t last = offset;
-      for (size_t i = 0; i < size.size(); ++i) {
+      int64_t last = ref.offset;
+      for (size_t i = 0; i < ref.size.size(); ++i) {
         int64_t step = 0;
-        if (!CheckedMul<int64_t>(size[i] - 1, stride[i], &step) || !CheckedAdd(last, step, &last)) {
-          return absl::InvalidArgumentError(absl::StrCat("tensor stride ", ShapeString(stride), " overflows"));
+        if (!CheckedMul<int64_t>(ref.size[i] - 1, ref.stride[i], &step) || !CheckedAdd(last, step, &last)) {
+          return absl::InvalidArgumentError(absl::StrCat("tensor stride ", ShapeString(ref.stride), " overflows"));
         }
       }
-      if (last >= flat.numel()) {
-        return absl::InvalidArgumentError(absl::StrCat("tensor of size ", ShapeString(size), ", stride ",
-                                                       ShapeString(stride), " at offset ", offset, " reaches element ",
-                                                       last, " of a storage of ", flat.numel()));
-      }
-      tensor = flat.as_strided(size, stride, offset);
-      if (!tensor.is_contiguous()) {
-        // Stride-0 dims make numel independent of the storage size, so bound the copy explicitly.
-        uint64_t bytes = 0;
-        if (!CheckedMul<uint64_t>(static_cast<uint64_t>(numel), flat.element_size(), &bytes) ||
-            !CheckedAdd(copied_bytes_, bytes, &copied_bytes_) ||
-            copied_bytes_ > loaded_bytes_ + limits_.copy_slack_bytes) {
-          return absl::InvalidArgumentError(absl::StrCat("non-contiguous tensors would need ", copied_bytes_,
-                                                         " bytes of copies, more than the file's storages justify"));
-        }
-        tensor = tensor.contiguous();
+      if (last >= ref.storage.numel) {
+        return absl::InvalidArgumentError(absl::StrCat("tensor of size ", ShapeString(ref.size), ", stride ",
+                                                       ShapeString(ref.stride), " at offset ", ref.offset,
+                                                       " reaches element ", last, " of a storage of ",
+                                                       ref.storage.numel));
       }
     }
     PickleValue* value = arena.New(Kind::kObject);
     value->name = "tensor";
-    value->native = tensor;
+    value->native = std::move(ref);
     return value;
   }
 
   caffe2::serialize::PyTorchStreamReader& reader_;
   const RecordIndex& records_;  // Keyed by name without the archive folder.
   const TorchBinLimits& limits_;
-  std::map<std::string, torch::Tensor> storages_;  // key -> flat tensor over the record.
+  const bool opaque_unknown_globals_;
+  std::map<std::string, StorageRef> storages_;    // every storage the pickle names
+  std::map<std::string, torch::Tensor> loaded_;   // key -> flat tensor over the record, once read
   size_t tensor_count_ = 0;
   uint64_t loaded_bytes_ = 0;
   uint64_t copied_bytes_ = 0;
@@ -439,29 +490,49 @@ absl::StatusOr<RecordIndex> IndexRecords(std::string_view bytes) {
   return records;
 }
 
-absl::StatusOr<TensorMap> ToTensorMap(const PickleValue& root) {
-  if (!root.is(Kind::kDict)) {
+// A dict of name -> tensor, keeping the names that start with one of `prefixes` (all when empty).
+// `what` names the dict in messages ("the pickle", "entry \"ema\"").
+absl::StatusOr<TensorMap> ToTensorMap(const PickleValue& dict, TorchBinHandler& handler, const std::string& what,
+                                      const std::vector<std::string>& prefixes = {}) {
+  if (!dict.is(Kind::kDict)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the pickle holds ", PickleDebugString(root, 1), ", not a state dict"));
+        absl::StrCat(what, " holds ", PickleDebugString(dict, 1), ", not a state dict"));
   }
   TensorMap tensors;
-  for (size_t i = 0; i + 1 < root.items.size(); i += 2) {
-    const PickleValue& key = *root.items[i];
-    const PickleValue& value = *root.items[i + 1];
+  for (size_t i = 0; i + 1 < dict.items.size(); i += 2) {
+    const PickleValue& key = *dict.items[i];
+    const PickleValue& value = *dict.items[i + 1];
     if (!key.is(Kind::kString))
       return absl::InvalidArgumentError(absl::StrCat("state dict key ", PickleDebugString(key), " is not a string"));
+    if (!prefixes.empty() && std::none_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) {
+          return absl::StartsWith(key.text, p);
+        })) {
+      continue;
+    }
     if (!IsTensor(value)) {
       return absl::InvalidArgumentError(
           absl::StrCat("state dict entry \"", key.text, "\" is ", PickleDebugString(value, 1), ", not a tensor"));
     }
-    if (!tensors.emplace(key.text, std::any_cast<torch::Tensor>(value.native)).second) {
+    VQD_ASSIGN_OR_RETURN(torch::Tensor tensor, Annotate(handler.Materialize(value), absl::StrCat("entry \"", key.text, "\"")));
+    if (!tensors.emplace(key.text, std::move(tensor)).second) {
       return absl::InvalidArgumentError(absl::StrCat("state dict key \"", key.text, "\" appears twice"));
     }
   }
   return tensors;
 }
 
-absl::StatusOr<TensorMap> ParseImpl(std::string_view bytes, const TorchBinLimits& limits) {
+// The value stored under a string key of a dict, or nullptr.
+const PickleValue* DictEntry(const PickleValue& dict, std::string_view key) {
+  for (size_t i = 0; i + 1 < dict.items.size(); i += 2) {
+    if (dict.items[i]->is(Kind::kString) && dict.items[i]->text == key) return dict.items[i + 1];
+  }
+  return nullptr;
+}
+
+// Opens the archive, runs its pickle and hands the root value to `use` while the reader lives.
+template <typename Result>
+absl::StatusOr<Result> WithPickleRoot(std::string_view bytes, const TorchBinLimits& limits, bool opaque_unknown_globals,
+                                      const std::function<absl::StatusOr<Result>(const PickleValue&, TorchBinHandler&)>& use) {
   VQD_ASSIGN_OR_RETURN(const RecordIndex records, IndexRecords(bytes));
   const auto pickle_entry = records.find("data.pkl");
   if (pickle_entry == records.end())
@@ -474,23 +545,21 @@ absl::StatusOr<TensorMap> ParseImpl(std::string_view bytes, const TorchBinLimits
   auto [pickle_data, pickle_size] = reader.getRecord("data.pkl");
   const std::string_view pickle(static_cast<const char*>(pickle_data.get()), pickle_size);
 
-  TorchBinHandler handler(reader, records, limits);
+  TorchBinHandler handler(reader, records, limits, opaque_unknown_globals);
   PickleArena arena;
   PickleLimits pickle_limits;
   pickle_limits.max_bytes = limits.max_pickle_bytes;
   VQD_ASSIGN_OR_RETURN(const PickleValue* root, Annotate(RunPickle(pickle, handler, arena, pickle_limits), "data.pkl"));
-  return ToTensorMap(*root);
+  return use(*root, handler);
 }
 
-}  // namespace
-
-absl::StatusOr<TensorMap> ParseTorchBin(std::string_view bytes, std::string_view name_for_errors,
-                                        const TorchBinLimits& limits) {
-  const std::string name(name_for_errors);
-  absl::StatusOr<TensorMap> result;
+// Runs `parse` with libtorch's exceptions turned into statuses that name the file.
+template <typename Result>
+absl::StatusOr<Result> GuardedParse(std::string_view name_for_errors, const std::function<absl::StatusOr<Result>()>& parse) {
+  absl::StatusOr<Result> result;
   // libtorch (its zip reader above all) reports corrupt input by throwing.
   try {
-    result = ParseImpl(bytes, limits);
+    result = parse();
   } catch (const c10::Error& e) {
     result = absl::DataLossError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
   } catch (const std::bad_alloc&) {
@@ -498,12 +567,75 @@ absl::StatusOr<TensorMap> ParseTorchBin(std::string_view bytes, std::string_view
   } catch (const std::exception& e) {
     result = absl::DataLossError(absl::StrCat("libtorch: ", e.what()));
   }
-  return Annotate(std::move(result), absl::StrCat(name, ": cannot read torch.save checkpoint"));
+  return Annotate(std::move(result), absl::StrCat(std::string(name_for_errors), ": cannot read torch.save checkpoint"));
+}
+
+}  // namespace
+
+absl::StatusOr<TensorMap> ParseTorchBin(std::string_view bytes, std::string_view name_for_errors,
+                                        const TorchBinLimits& limits) {
+  return GuardedParse<TensorMap>(name_for_errors, [&] {
+    return WithPickleRoot<TensorMap>(bytes, limits, /*opaque_unknown_globals=*/false,
+                                     [](const PickleValue& root, TorchBinHandler& handler) {
+                                       return ToTensorMap(root, handler, "the pickle");
+                                     });
+  });
 }
 
 absl::StatusOr<TensorMap> ReadTorchBin(const std::string& path, const TorchBinLimits& limits) {
   VQD_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> mapping, MappedFile::Open(path));
   return ParseTorchBin(mapping->bytes(), path, limits);
+}
+
+absl::StatusOr<std::map<std::string, TensorMap>> ParseTorchBinStateDicts(
+    std::string_view bytes, std::string_view name_for_errors, const std::vector<StateDictSelection>& selections,
+    const TorchBinLimits& limits) {
+  using Result = std::map<std::string, TensorMap>;
+  return GuardedParse<Result>(name_for_errors, [&] {
+    return WithPickleRoot<Result>(
+        bytes, limits, /*opaque_unknown_globals=*/true,
+        [&](const PickleValue& root, TorchBinHandler& handler) -> absl::StatusOr<Result> {
+          if (!root.is(Kind::kDict)) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("the pickle holds ", PickleDebugString(root, 1), ", not a checkpoint dict"));
+          }
+          Result out;
+          for (const StateDictSelection& selection : selections) {
+            const PickleValue* entry = DictEntry(root, selection.key);
+            if (entry == nullptr) continue;
+            VQD_ASSIGN_OR_RETURN(out[selection.key],
+                                 ToTensorMap(*entry, handler, absl::StrCat("entry \"", selection.key, "\""),
+                                             selection.prefixes));
+          }
+          return out;
+        });
+  });
+}
+
+absl::StatusOr<std::map<std::string, TensorMap>> ReadTorchBinStateDicts(
+    const std::string& path, const std::vector<StateDictSelection>& selections, const TorchBinLimits& limits) {
+  VQD_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> mapping, MappedFile::Open(path));
+  return ParseTorchBinStateDicts(mapping->bytes(), path, selections, limits);
+}
+
+absl::StatusOr<torch::Tensor> ParseTorchBinTensor(std::string_view bytes, std::string_view name_for_errors,
+                                                  const TorchBinLimits& limits) {
+  return GuardedParse<torch::Tensor>(name_for_errors, [&] {
+    return WithPickleRoot<torch::Tensor>(
+        bytes, limits, /*opaque_unknown_globals=*/false,
+        [](const PickleValue& root, TorchBinHandler& handler) -> absl::StatusOr<torch::Tensor> {
+          if (!IsTensor(root)) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("the pickle holds ", PickleDebugString(root, 1), ", not a tensor"));
+          }
+          return handler.Materialize(root);
+        });
+  });
+}
+
+absl::StatusOr<torch::Tensor> ReadTorchBinTensor(const std::string& path, const TorchBinLimits& limits) {
+  VQD_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> mapping, MappedFile::Open(path));
+  return ParseTorchBinTensor(mapping->bytes(), path, limits);
 }
 
 }  // namespace vqd::io

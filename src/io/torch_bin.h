@@ -7,6 +7,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
+#include <map>
+
+#include <torch/types.h>
 
 #include "absl/status/statusor.h"
 #include "io/tensor_map.h"
@@ -28,5 +32,30 @@ absl::StatusOr<TensorMap> ReadTorchBin(const std::string& path, const TorchBinLi
 // Same over a buffer. `name_for_errors` stands in for the path in error messages.
 absl::StatusOr<TensorMap> ParseTorchBin(std::string_view bytes, std::string_view name_for_errors,
                                         const TorchBinLimits& limits = {});
+
+// What to take from a training checkpoint (torch.save of a dict holding state dicts next to epochs,
+// optimizer state and the like): the state dict stored under `key` of the top-level dict, keeping
+// only the entries whose names start with one of `prefixes` (every entry when empty).
+struct StateDictSelection {
+  std::string key;
+  std::vector<std::string> prefixes;
+};
+
+// Reads the selected state dicts of a training checkpoint, by key; a key the checkpoint lacks is
+// left out of the result, one whose value is not a dict of tensors is an error. Storages outside
+// the selection are never read. Names outside the allow-list (an optimizer's or scheduler's state
+// may pickle classes of its own) become inert values instead of errors: nothing is ever called, and
+// such a value inside a selected state dict is an error like any other non-tensor.
+absl::StatusOr<std::map<std::string, TensorMap>> ReadTorchBinStateDicts(const std::string& path,
+                                                                        const std::vector<StateDictSelection>& selections,
+                                                                        const TorchBinLimits& limits = {});
+absl::StatusOr<std::map<std::string, TensorMap>> ParseTorchBinStateDicts(
+    std::string_view bytes, std::string_view name_for_errors, const std::vector<StateDictSelection>& selections,
+    const TorchBinLimits& limits = {});
+
+// A file written by torch.save(tensor): one tensor, contiguous on the CPU.
+absl::StatusOr<torch::Tensor> ReadTorchBinTensor(const std::string& path, const TorchBinLimits& limits = {});
+absl::StatusOr<torch::Tensor> ParseTorchBinTensor(std::string_view bytes, std::string_view name_for_errors,
+                                                  const TorchBinLimits& limits = {});
 
 }  // namespace vqd::io

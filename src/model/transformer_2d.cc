@@ -94,9 +94,11 @@ torch::Tensor Transformer2DModelImpl::ForwardReference(const torch::Tensor& toke
               blocks_.size());
   torch::Tensor h = latent_image_embedding(tokens);  // [B, N, D]
   for (size_t i = 0; i < blocks_.size(); ++i) h = blocks_[i](h, timesteps, context[i]);
-  torch::Tensor logits = out(norm_out(h)).permute({0, 2, 1});  // [B, K, N]
-  // diffusers computes the log-softmax in float64 whatever the model dtype.
-  return torch::log_softmax(logits.to(torch::kFloat64), 1).to(torch::kFloat32);
+  return LogProbsFromLogits(out(norm_out(h)));
+}
+
+torch::Tensor LogProbsFromLogits(const torch::Tensor& logits) {
+  return torch::log_softmax(logits.permute({0, 2, 1}).to(torch::kFloat64), 1).to(torch::kFloat32);
 }
 
 }  // namespace vqd::model

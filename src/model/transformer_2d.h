@@ -26,6 +26,10 @@ class ImagePositionalEmbeddingsImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ImagePositionalEmbeddings);
 
+// logits [B, N, K] -> log-softmax over the classes as float32 [B, K, N], computed in float64 as
+// diffusers and the official code do whatever the model dtype.
+torch::Tensor LogProbsFromLogits(const torch::Tensor& logits);
+
 // The text context of a batch, projected to keys and values for each block's cross-attention.
 using TextContext = std::vector<CrossAttentionKV>;  // one per block
 

@@ -5,24 +5,33 @@
 
 namespace vqd::model {
 
-AdaLayerNormImpl::AdaLayerNormImpl(int64_t dim, int64_t num_timesteps, double eps,
-                                   const nn::TensorPlacement& placement)
-    : dim_(dim), eps_(eps) {
-  emb = register_module("emb", nn::Embedding(num_timesteps, dim, placement));
+AdaLayerNormImpl::AdaLayerNormImpl(int64_t dim, int64_t num_embeddings, double eps,
+                                   const nn::TensorPlacement& placement, bool mean_fallback)
+    : dim_(dim), num_embeddings_(num_embeddings), eps_(eps), mean_fallback_(mean_fallback) {
+  emb = register_module("emb", nn::Embedding(num_embeddings, dim, placement));
   linear = register_module("linear", nn::Linear(dim, 2 * dim, /*bias=*/true, placement));
+}
+
+torch::Tensor AdaLayerNormImpl::Modulations() {
+  torch::Tensor rows = emb->weight;
+  if (mean_fallback_) rows = torch::cat({rows, rows.mean(0, /*keepdim=*/true)}, 0);
+  return linear(torch::silu(rows));
 }
 
 void AdaLayerNormImpl::Tabulate() {
   torch::NoGradGuard no_grad;
-  table_ = linear(torch::silu(emb->weight));
+  table_ = Modulations();
 }
 
 torch::Tensor AdaLayerNormImpl::forward(const torch::Tensor& x, const torch::Tensor& timesteps) {
+  // Beyond the table (mean_fallback): the mean row, the table's last.
+  const torch::Tensor index = mean_fallback_ ? timesteps.clamp_max(num_embeddings_) : timesteps;
   if (table_.defined()) {
     torch::Tensor residual = x;  // nothing is added to it
-    return nn::kernels::AddAdaLayerNormReference({}, residual, table_, timesteps, eps_);
+    return nn::kernels::AddAdaLayerNormReference({}, residual, table_, index, eps_);
   }
-  torch::Tensor modulation = linear(torch::silu(emb(timesteps)));  // [B, 2D]
+  const torch::Tensor modulation =  // [B, 2D]
+      mean_fallback_ ? Modulations().index_select(0, index) : linear(torch::silu(emb(timesteps)));
   torch::Tensor scale = modulation.narrow(1, 0, dim_).unsqueeze(1);    // [B, 1, D]
   torch::Tensor shift = modulation.narrow(1, dim_, dim_).unsqueeze(1);  // [B, 1, D]
   return torch::layer_norm(x, {dim_}, {}, {}, eps_) * (1 + scale) + shift;

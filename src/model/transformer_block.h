@@ -12,11 +12,16 @@ namespace vqd::model {
 
 // LayerNorm (no affine) modulated by a timestep: y = LN(x) * (1 + scale[t]) + shift[t], with
 // [scale, shift] = linear(SiLU(emb[t])). Each sample of a batch may be at its own timestep.
+// With `mean_fallback` (the official class AdaLN of the ImageNet models), an index beyond the
+// table stands for the mean of its rows: the official code's unconditional class without a row of
+// its own. The official code lets the batch's first index decide for every sample; here each
+// sample decides for itself, so that conditional and unconditional rows can share a batch.
 class AdaLayerNormImpl : public torch::nn::Module {
  public:
-  AdaLayerNormImpl(int64_t dim, int64_t num_timesteps, double eps, const nn::TensorPlacement& placement);
+  AdaLayerNormImpl(int64_t dim, int64_t num_embeddings, double eps, const nn::TensorPlacement& placement,
+                   bool mean_fallback = false);
 
-  // x [B, N, D], timesteps [B] int64 on x's device.
+  // x [B, N, D], timesteps (or class labels) [B] int64 on x's device.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& timesteps);
 
   // Tabulates linear(SiLU(emb[t])) for every t once the weights are loaded. Besides saving the
@@ -30,9 +35,14 @@ class AdaLayerNormImpl : public torch::nn::Module {
   nn::Linear linear{nullptr};
 
  private:
+  // linear(SiLU(rows)) for the table's rows, and the mean row last with mean_fallback.
+  torch::Tensor Modulations();
+
   int64_t dim_;
+  int64_t num_embeddings_;
   double eps_;
-  torch::Tensor table_;  // [num_timesteps, 2D]: scale then shift
+  bool mean_fallback_;
+  torch::Tensor table_;  // [num_embeddings (+ 1), 2D]: scale then shift
 };
 TORCH_MODULE(AdaLayerNorm);
 

@@ -45,7 +45,16 @@ absl::StatusOr<VqModelConfig> VqModelConfig::FromJson(const io::JsonConfig& json
       return bad("block_out_channels", absl::StrCat("entry ", ch, " is not a positive multiple of norm_num_groups ", c.norm_num_groups));
     }
   }
-  if (c.layers_per_block <= 0 || c.latent_channels <= 0 || c.num_vq_embeddings <= 0 || c.vq_embed_dim <= 0 ||
+  // Taming's num_res_blocks 0 (encoder levels without resnets) works only where no level changes
+  // the channel count: nothing else would convert them.
+  if (c.layers_per_block == 0) {
+    for (int64_t ch : c.block_out_channels) {
+      if (ch != c.block_out_channels[0]) {
+        return bad("layers_per_block", "is 0, which needs every block_out_channels entry equal");
+      }
+    }
+  }
+  if (c.layers_per_block < 0 || c.latent_channels <= 0 || c.num_vq_embeddings <= 0 || c.vq_embed_dim <= 0 ||
       c.in_channels <= 0 || c.out_channels <= 0 || n > 8) {
     return absl::InvalidArgumentError(absl::StrCat(json.path(), ": sizes must be positive (and at most 8 blocks)"));
   }

@@ -34,9 +34,11 @@ int64_t CountParameters(const torch::nn::Module& module) {
   return total;
 }
 
-absl::Status LoadStateDict(torch::nn::Module& module, const io::TensorMap& weights, const LoadOptions& options) {
-  io::TensorMap expected = ModuleStateDict(module);
-  std::map<std::string, const torch::Tensor*> provided;  // module key -> file tensor
+namespace {
+
+// Matches the file's tensors to the module's by name, listing every problem.
+absl::Status MatchStateDict(const io::TensorMap& expected, const io::TensorMap& weights, const LoadOptions& options,
+                            std::map<std::string, const torch::Tensor*>* provided) {
   std::vector<std::string> unexpected, missing, mismatched;
   for (const auto& [file_key, tensor] : weights) {
     if (std::find(options.ignored_keys.begin(), options.ignored_keys.end(), file_key) !=
@@ -48,15 +50,15 @@ absl::Status LoadStateDict(torch::nn::Module& module, const io::TensorMap& weigh
       unexpected.push_back(file_key);
       continue;
     }
-    if (provided.count(key) != 0) {
+    if (provided->count(key) != 0) {
       return absl::InvalidArgumentError(absl::StrCat(options.component, " weights ", options.file,
                                                      ": tensor \"", key, "\" is stored twice (old and new name)"));
     }
-    provided[key] = &tensor;
+    (*provided)[key] = &tensor;
   }
   for (const auto& [key, target] : expected) {
-    auto it = provided.find(key);
-    if (it == provided.end()) {
+    auto it = provided->find(key);
+    if (it == provided->end()) {
       missing.push_back(key);
       continue;
     }
@@ -78,6 +80,20 @@ absl::Status LoadStateDict(torch::nn::Module& module, const io::TensorMap& weigh
                                                    " do not match the model config: tensors ",
                                                    absl::StrJoin(parts, "; ")));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckStateDict(const torch::nn::Module& module, const io::TensorMap& weights, const LoadOptions& options) {
+  std::map<std::string, const torch::Tensor*> provided;
+  return MatchStateDict(ModuleStateDict(module), weights, options, &provided);
+}
+
+absl::Status LoadStateDict(torch::nn::Module& module, const io::TensorMap& weights, const LoadOptions& options) {
+  io::TensorMap expected = ModuleStateDict(module);
+  std::map<std::string, const torch::Tensor*> provided;  // module key -> file tensor
+  if (absl::Status s = MatchStateDict(expected, weights, options, &provided); !s.ok()) return s;
   return CatchTorch(absl::StrCat("copying ", options.component, " weights from ", options.file), [&] {
     torch::NoGradGuard no_grad;
     for (auto& [key, target] : expected) target.copy_(*provided.at(key));

@@ -26,6 +26,11 @@ struct LoadOptions {
 // changing nothing, if a tensor is missing, unexpected or of the wrong shape.
 absl::Status LoadStateDict(torch::nn::Module& module, const io::TensorMap& weights, const LoadOptions& options);
 
+// The checks of LoadStateDict alone: every tensor the module expects is present with its shape and
+// nothing else is. Works on a module built on the meta device (no memory), e.g. to check a
+// converted checkpoint before writing it.
+absl::Status CheckStateDict(const torch::nn::Module& module, const io::TensorMap& weights, const LoadOptions& options);
+
 // The module's parameters and buffers as a name -> tensor map (the keys diffusers would save).
 io::TensorMap ModuleStateDict(const torch::nn::Module& module);
 

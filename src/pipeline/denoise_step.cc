@@ -8,39 +8,13 @@
 #include "diffusion/guidance.h"
 #include "diffusion/kernels/posterior_gumbel.h"
 #include "diffusion/truncation.h"
+#include "pipeline/batch_rows.h"
 #include "pipeline/step_upload.h"
 #include "pipeline/transformer_runner.h"
 #include "pipeline/vq_diffusion_pipeline.h"
 
 namespace vqd::pipeline {
 namespace {
-
-// The transformer input of a batch. Rows are laid out as [unconditional rows of the guided
-// groups, in group order][conditional rows of every group, in group order], so that guidance
-// reads two contiguous blocks.
-struct BatchRows {
-  std::vector<RowPiece> pieces;        // one per block of rows, in that order
-  int64_t uncond_rows = 0;             // U
-  std::vector<int64_t> guided_images;  // indices (among all images) of the guided ones, [U]
-};
-
-BatchRows BuildRows(const std::vector<SampleGroup*>& groups) {
-  BatchRows rows;
-  std::vector<RowPiece> cond;
-  int64_t image = 0;
-  for (const SampleGroup* g : groups) {
-    const int64_t n = g->tokens.size(0);
-    cond.push_back({g->tokens, g->timestep, g->prompt});
-    if (g->guided()) {
-      rows.pieces.push_back({g->tokens, g->timestep, nullptr});
-      rows.uncond_rows += n;
-      for (int64_t i = 0; i < n; ++i) rows.guided_images.push_back(image + i);
-    }
-    image += n;
-  }
-  rows.pieces.insert(rows.pieces.end(), cond.begin(), cond.end());
-  return rows;
-}
 
 absl::Status CheckGroup(const SampleGroup& g, const PipelineInfo& info) {
   if (!g.prompt || g.generator == nullptr) return absl::InvalidArgumentError("sample group lacks a prompt or generator");
@@ -67,7 +41,7 @@ absl::Status VqDiffusionPipeline::DenoiseStep(std::vector<SampleGroup*>& groups)
   return CatchTorch("denoising step", [&] {
     torch::InferenceMode inference;
     const torch::Device device = info_.device;
-    BatchRows rows = BuildRows(groups);
+    const BatchRows rows = BuildRows(groups);
     // Every per-row value this step needs goes to the device in one non-blocking copy.
     std::vector<float> scales, rates;
     std::vector<int64_t> posterior_t;
@@ -80,9 +54,21 @@ absl::Status VqDiffusionPipeline::DenoiseStep(std::vector<SampleGroup*>& groups)
     StepUpload upload(device);
     const size_t guided_id = upload.Add(rows.guided_images), scales_id = upload.Add(scales),
                  rates_id = upload.Add(rates), posterior_t_id = upload.Add(posterior_t);
-    const TransformerRunner::Pass pass = runner_->Prepare(rows.pieces, upload);
-    upload.Upload();
-    torch::Tensor log_p = runner_->Run(pass, upload);  // [R, K, N] float32
+    torch::Tensor log_p;  // [R, K, N] float32
+    if (runner_) {  // text models: the reference or the fast path
+      const TransformerRunner::Pass pass = runner_->Prepare(rows.pieces, upload);
+      upload.Upload();
+      log_p = runner_->Run(pass, upload);
+    } else {  // class-conditional models
+      const DenoiserRows input = ForDenoiser(rows);
+      const size_t timesteps_id = upload.Add(input.timesteps);
+      upload.Upload();
+      log_p = denoiser_->LogProbs(input.tokens, upload.Int64(timesteps_id), input.runs);
+    }
+    if (info_.sampler == Sampler::kOfficial) {
+      OfficialSampleStep(groups, rows.uncond_rows, log_p);
+      return;
+    }
     const int64_t num_images = log_p.size(0) - rows.uncond_rows;
     torch::Tensor x0 = log_p.narrow(0, rows.uncond_rows, num_images);  // conditional rows = one per image
     if (rows.uncond_rows > 0) {

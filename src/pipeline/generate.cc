@@ -6,8 +6,21 @@
 #include "base/status_macros.h"
 #include "base/torch_util.h"
 #include "diffusion/gumbel_sampler.h"
+#include "diffusion/official_sampling.h"
 
 namespace vqd::pipeline {
+
+absl::Status CheckGuidanceScale(float guidance_scale, const PipelineInfo& info) {
+  if (!std::isfinite(guidance_scale) || guidance_scale < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("guidance_scale must be finite and >= 0, got ", guidance_scale));
+  }
+  if (info.sampler == Sampler::kOfficial && guidance_scale < 1.0f && diffusion::OfficialGuides(guidance_scale)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "guidance_scale must be >= 1 for model ", info.model_name,
+        " (its official sampler would guide below 1 too, which this server does not serve), got ", guidance_scale));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateGenerateParams(const GenerateParams& p, const PipelineInfo& info) {
   if (p.num_images < 1) return absl::InvalidArgumentError(absl::StrCat("num_images must be at least 1, got ", p.num_images));
@@ -16,9 +29,7 @@ absl::Status ValidateGenerateParams(const GenerateParams& p, const PipelineInfo&
                                                    "] (the model's schedule has ", info.num_train_timesteps,
                                                    " steps), got ", p.steps));
   }
-  if (!std::isfinite(p.guidance_scale) || p.guidance_scale < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("guidance_scale must be finite and >= 0, got ", p.guidance_scale));
-  }
+  VQD_RETURN_IF_ERROR(CheckGuidanceScale(p.guidance_scale, info));
   if (!(p.truncation_rate > 0.0f && p.truncation_rate <= 1.0f)) {
     return absl::InvalidArgumentError(absl::StrCat("truncation_rate must be in (0, 1], got ", p.truncation_rate));
   }
@@ -29,7 +40,8 @@ absl::StatusOr<GenerateResult> Generate(VqDiffusionPipeline& pipeline, const Gen
                                         const StepObserver& observer, bool keep_step_tokens) {
   const PipelineInfo& info = pipeline.info();
   VQD_RETURN_IF_ERROR(ValidateGenerateParams(params, info));
-  VQD_ASSIGN_OR_RETURN(std::shared_ptr<const PromptEncoding> prompt, pipeline.EncodePrompt(params.prompt));
+  VQD_ASSIGN_OR_RETURN(std::shared_ptr<const PromptEncoding> prompt,
+                       pipeline.EncodeCondition(params.prompt, params.class_label));
 
   GenerateResult result;
   torch::Generator generator;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ namespace vqd::pipeline {
 
 struct GenerateParams {
   std::string prompt;
+  std::optional<int64_t> class_label;  // class-conditional models, instead of the prompt
   int64_t num_images = 1;
   int64_t steps = 100;            // runs timesteps steps-1 ... 0 of the training schedule (no stride)
   float guidance_scale = 5.0f;    // > 1 enables classifier-free guidance
@@ -24,6 +26,11 @@ struct GenerateParams {
 
 // Checks the parameters against the model; the message names the field and the allowed range.
 absl::Status ValidateGenerateParams(const GenerateParams& params, const PipelineInfo& info);
+
+// The guidance scale's range for a model: finite and >= 0. Models served with the official sampler
+// also refuse scales below 1 (beyond the official code's 1e-3 tolerance): the official code would
+// guide there, and this pipeline batches guidance only above 1. The message names the field.
+absl::Status CheckGuidanceScale(float guidance_scale, const PipelineInfo& info);
 
 // Timestep of step `index` (0-based) of a request with `steps` steps: steps - 1 - index.
 inline int64_t TimestepAt(int64_t steps, int64_t index) { return steps - 1 - index; }

@@ -18,11 +18,17 @@ absl::StatusOr<ModelDirectory> ModelDirectory::Open(const std::string& root) {
   }
   VQD_ASSIGN_OR_RETURN(io::JsonConfig index, io::JsonConfig::Load((fs::path(root) / "model_index.json").string()));
   VQD_ASSIGN_OR_RETURN(std::string class_name, index.String("_class_name"));
-  if (class_name != "VQDiffusionPipeline") {
+  ModelDirectory dir;
+  std::vector<const char*> required = {"transformer", "vqvae", "text_encoder", "tokenizer", "scheduler"};
+  if (class_name == kClassPipelineName) {
+    dir.conditioning_ = Conditioning::kClassLabel;
+    required = {"class_transformer", "vqvae", "scheduler"};
+  } else if (class_name != "VQDiffusionPipeline") {
     return absl::InvalidArgumentError(absl::StrCat(index.path(), ": \"_class_name\" is \"", class_name,
-                                                   "\", expected \"VQDiffusionPipeline\""));
+                                                   "\", expected \"VQDiffusionPipeline\" or \"",
+                                                   kClassPipelineName, "\""));
   }
-  for (const char* component : {"transformer", "vqvae", "text_encoder", "tokenizer", "scheduler"}) {
+  for (const char* component : required) {
     if (!index.json().contains(component) || index.json()[component].is_null()) {
       return absl::InvalidArgumentError(
           absl::StrCat(index.path(), ": required component \"", component, "\" is missing"));
@@ -32,12 +38,16 @@ absl::StatusOr<ModelDirectory> ModelDirectory::Open(const std::string& root) {
                                               component, "\" named in model_index.json"));
     }
   }
-  ModelDirectory dir;
   dir.root_ = root;
+  VQD_ASSIGN_OR_RETURN(dir.metadata_, ModelMetadata::Load(root));
   const auto& learned = index.json().find("learned_classifier_free_sampling_embeddings");
   dir.has_learned_embeddings_ = learned != index.json().end() && !learned->is_null() &&
                                 fs::is_directory(fs::path(root) / "learned_classifier_free_sampling_embeddings", ec);
   return dir;
+}
+
+const char* ConditioningName(Conditioning conditioning) {
+  return conditioning == Conditioning::kClassLabel ? "class_label" : "text";
 }
 
 std::string ModelDirectory::ComponentDir(absl::string_view component) const {

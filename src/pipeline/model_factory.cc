@@ -15,6 +15,7 @@
 #include "model/transformer_2d.h"
 #include "model/vq_model.h"
 #include "nn/state_dict.h"
+#include "pipeline/model_writer.h"
 #include "text/bpe_trainer.h"
 #include "text/clip_text_model.h"
 #include "text/clip_tokenizer.h"
@@ -108,20 +109,9 @@ void Randomize(torch::nn::Module& module, torch::Generator& gen) {
   }
 }
 
-absl::Status WriteJson(const fs::path& path, const nlohmann::json& json) {
-  return io::WriteFile(path.string(), json.dump(2) + "\n");
-}
-
 absl::Status WriteComponent(const fs::path& dir, const std::string& stem, torch::nn::Module& module,
                             const nlohmann::json& config, const std::string& config_name, torch::Dtype dtype) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
-  VQD_RETURN_IF_ERROR(WriteJson(dir / config_name, config));
-  io::TensorMap tensors = nn::ModuleStateDict(module);
-  for (auto& [name, t] : tensors) t = t.to(dtype).contiguous();
-  const std::string file = stem + (dtype == torch::kFloat32 ? "" : ".fp16") + ".safetensors";
-  return io::WriteSafetensors((dir / file).string(), tensors, {{"format", "pt"}});
+  return WriteComponentFiles(dir.string(), stem, nn::ModuleStateDict(module), config, config_name, dtype);
 }
 
 }  // namespace
@@ -152,18 +142,9 @@ absl::Status MakeRandomModel(const std::string& out_dir, const MakeModelOptions&
     torch::Generator gen = diffusion::MakeGenerator(torch::kCPU, options.seed);
     auto check = [](const absl::Status& s) { TORCH_CHECK(s.ok(), std::string(s.message())); };
 
-    nlohmann::json index = {
-        {"_class_name", "VQDiffusionPipeline"},
-        {"_diffusers_version", "0.8.0.dev0"},
-        {"learned_classifier_free_sampling_embeddings", {"vq_diffusion", "LearnedClassifierFreeSamplingEmbeddings"}},
-        {"scheduler", {"diffusers", "VQDiffusionScheduler"}},
-        {"text_encoder", {"transformers", "CLIPTextModel"}},
-        {"tokenizer", {"transformers", "CLIPTokenizer"}},
-        {"transformer", {"diffusers", "Transformer2DModel"}},
-        {"vqvae", {"diffusers", "VQModel"}}};
-    check(WriteJson(root / "model_index.json", index));
+    check(WriteJsonFile((root / "model_index.json").string(), TextPipelineIndex()));
     fs::create_directories(root / "scheduler");
-    check(WriteJson(root / "scheduler" / "scheduler_config.json", c.scheduler.ToJson()));
+    check(WriteJsonFile((root / "scheduler" / "scheduler_config.json").string(), c.scheduler.ToJson()));
     check(text::WriteTinyClipTokenizer((root / "tokenizer").string(), c.tokenizer_merges));
     text::ClipTextConfig text_config = c.text;
     if (options.preset != ModelPreset::kIthq) {

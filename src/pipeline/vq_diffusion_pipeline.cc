@@ -11,32 +11,10 @@
 #include "io/json_config.h"
 #include "io/weights_file.h"
 #include "nn/state_dict.h"
+#include "pipeline/component_loading.h"
 #include "pipeline/transformer_runner.h"
 
 namespace vqd::pipeline {
-namespace {
-
-absl::StatusOr<io::JsonConfig> LoadConfig(const ModelDirectory& dir, absl::string_view component,
-                                          absl::string_view file = "config.json") {
-  return io::JsonConfig::Load(absl::StrCat(dir.ComponentDir(component), "/", file));
-}
-
-// Reads a component's weights and loads them into `module` (dtype and device conversion included).
-absl::Status LoadWeights(const ModelDirectory& dir, absl::string_view component, const std::string& variant,
-                         torch::nn::Module& module, nn::LoadOptions load) {
-  std::string used_variant;
-  VQD_ASSIGN_OR_RETURN(std::string path, dir.WeightsFile(component, variant, &used_variant));
-  if (used_variant != variant) {
-    spdlog::warn("{}: no {} weights, loading {} instead", std::string(component), variant.empty() ? "full-precision" : "fp16",
-                 path);
-  }
-  VQD_ASSIGN_OR_RETURN(io::TensorMap tensors, io::ReadWeightsFile(path));
-  load.component = std::string(component);
-  load.file = path;
-  return nn::LoadStateDict(module, tensors, load);
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<VqDiffusionPipeline>> VqDiffusionPipeline::Load(const std::string& model_dir,
                                                                               const PipelineOptions& options) {
@@ -50,11 +28,13 @@ absl::StatusOr<std::unique_ptr<VqDiffusionPipeline>> VqDiffusionPipeline::Load(c
     DeviceScope scope(options.device);
     VQD_RETURN_IF_ERROR(Annotate(p->LoadComponents(dir, options), absl::StrCat("loading model ", model_dir)));
     // The fast path's static buffers and CUDA graphs, before any request (so none pays for them).
-    if (absl::Status warm = p->runner_->WarmUp(); !warm.ok()) {
-      spdlog::warn("{}: {}", model_dir, std::string(warm.message()));
+    if (p->runner_) {
+      if (absl::Status warm = p->runner_->WarmUp(); !warm.ok()) {
+        spdlog::warn("{}: {}", model_dir, std::string(warm.message()));
+      }
+      p->info_.row_buckets = p->runner_->buckets();
+      p->info_.cuda_graphs = p->runner_->graphs_captured();
     }
-    p->info_.row_buckets = p->runner_->buckets();
-    p->info_.cuda_graphs = p->runner_->graphs_captured();
     VQD_RETURN_IF_ERROR(CatchTorch("waiting for the weights to reach the device", [&] { scope.Synchronize(); }));
   }
   p->info_.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -77,145 +57,152 @@ absl::Status VqDiffusionPipeline::LoadComponents(const ModelDirectory& dir, cons
   torch::InferenceMode inference;
 
   // Configs first, so that a broken directory fails before any large read.
-  VQD_ASSIGN_OR_RETURN(io::JsonConfig transformer_json, LoadConfig(dir, "transformer"));
-  VQD_ASSIGN_OR_RETURN(model::Transformer2DConfig transformer_config,
-                       model::Transformer2DConfig::FromJson(transformer_json));
-  VQD_ASSIGN_OR_RETURN(io::JsonConfig vqvae_json, LoadConfig(dir, "vqvae"));
+  VQD_ASSIGN_OR_RETURN(io::JsonConfig vqvae_json, LoadComponentConfig(dir, "vqvae"));
   VQD_ASSIGN_OR_RETURN(model::VqModelConfig vqvae_config, model::VqModelConfig::FromJson(vqvae_json));
-  VQD_ASSIGN_OR_RETURN(io::JsonConfig text_json, LoadConfig(dir, "text_encoder"));
-  VQD_ASSIGN_OR_RETURN(text::ClipTextConfig text_config, text::ClipTextConfig::FromJson(text_json));
-  VQD_ASSIGN_OR_RETURN(io::JsonConfig scheduler_json, LoadConfig(dir, "scheduler", "scheduler_config.json"));
+  VQD_ASSIGN_OR_RETURN(io::JsonConfig scheduler_json, LoadComponentConfig(dir, "scheduler", "scheduler_config.json"));
   VQD_ASSIGN_OR_RETURN(diffusion::VqScheduleConfig schedule_config,
                        diffusion::VqScheduleConfig::FromJson(scheduler_json));
 
-  // The components must agree with each other.
-  if (schedule_config.num_vec_classes != transformer_config.num_vector_embeds) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "scheduler num_vec_classes ", schedule_config.num_vec_classes, " != transformer num_vector_embeds ",
-        transformer_config.num_vector_embeds));
+  if (dir.conditioning() == Conditioning::kClassLabel) {
+    VQD_ASSIGN_OR_RETURN(class_, ClassDenoiser::Load(dir, placement, variant));
+    denoiser_ = class_.get();
+  } else {
+    VQD_ASSIGN_OR_RETURN(text_, TextDenoiser::Load(dir, placement, variant));
+    denoiser_ = text_.get();
   }
-  if (vqvae_config.num_vq_embeddings != transformer_config.num_classes()) {
-    return absl::InvalidArgumentError(absl::StrCat("vqvae num_vq_embeddings ", vqvae_config.num_vq_embeddings,
-                                                   " != transformer classes ", transformer_config.num_classes(),
+  const std::string transformer_name = class_ ? "class_transformer" : "transformer";
+
+  // The components must agree with each other.
+  if (schedule_config.num_vec_classes != denoiser_->num_vector_embeds()) {
+    return absl::InvalidArgumentError(absl::StrCat("scheduler num_vec_classes ", schedule_config.num_vec_classes, " != ",
+                                                   transformer_name, " num_vector_embeds ",
+                                                   denoiser_->num_vector_embeds()));
+  }
+  if (vqvae_config.num_vq_embeddings != denoiser_->num_vector_embeds() - 1) {
+    return absl::InvalidArgumentError(absl::StrCat("vqvae num_vq_embeddings ", vqvae_config.num_vq_embeddings, " != ",
+                                                   transformer_name, " classes ", denoiser_->num_vector_embeds() - 1,
                                                    " (num_vector_embeds - 1)"));
   }
-  if (text_config.hidden_size != transformer_config.cross_attention_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("text_encoder hidden_size ", text_config.hidden_size,
-                                                   " != transformer cross_attention_dim ",
-                                                   transformer_config.cross_attention_dim));
-  }
-  if (transformer_config.num_embeds_ada_norm < schedule_config.num_train_timesteps) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "transformer num_embeds_ada_norm ", transformer_config.num_embeds_ada_norm,
-        " is smaller than the scheduler's num_train_timesteps ", schedule_config.num_train_timesteps));
+  if (denoiser_->num_embeds_ada_norm() < schedule_config.num_train_timesteps) {
+    return absl::InvalidArgumentError(absl::StrCat(transformer_name, " num_embeds_ada_norm ",
+                                                   denoiser_->num_embeds_ada_norm(),
+                                                   " is smaller than the scheduler's num_train_timesteps ",
+                                                   schedule_config.num_train_timesteps));
   }
 
-  VQD_ASSIGN_OR_RETURN(text::ClipTokenizer tokenizer, text::ClipTokenizer::Load(dir.ComponentDir("tokenizer")));
-  tokenizer_ = std::make_unique<text::ClipTokenizer>(std::move(tokenizer));
-  if (tokenizer_->max_length() > text_config.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat("tokenizer model_max_length ", tokenizer_->max_length(),
-                                                   " exceeds the text encoder's max_position_embeddings ",
-                                                   text_config.max_position_embeddings));
-  }
-
-  VQD_RETURN_IF_ERROR(CatchTorch("building the modules", [&] {
-    text_encoder_ = text::ClipTextModel(text_config, placement);
-    transformer_ = model::Transformer2DModel(transformer_config, placement);
-    vqvae_ = model::VqModel(vqvae_config, placement);
-  }));
-  nn::LoadOptions text_load;
-  text_load.ignored_keys = text::ClipTextIgnoredKeys();
-  text_load.rename = text::RenameClipTextKey;
-  VQD_RETURN_IF_ERROR(LoadWeights(dir, "text_encoder", variant, *text_encoder_, text_load));
-  VQD_RETURN_IF_ERROR(LoadWeights(dir, "transformer", variant, *transformer_, {}));
+  VQD_RETURN_IF_ERROR(CatchTorch("building the VQ-VAE", [&] { vqvae_ = model::VqModel(vqvae_config, placement); }));
   nn::LoadOptions vqvae_load;
   vqvae_load.rename = model::RenameLegacyVaeKey;
-  VQD_RETURN_IF_ERROR(LoadWeights(dir, "vqvae", variant, *vqvae_, vqvae_load));
-  text_encoder_->eval();
-  transformer_->eval();
+  VQD_RETURN_IF_ERROR(LoadComponentWeights(dir, "vqvae", variant, *vqvae_, vqvae_load));
   vqvae_->eval();
   schedule_ = diffusion::VqSchedule::Build(schedule_config).To(options.device);
 
-  // The unconditional embeddings for guidance.
-  bool learned = false;
-  if (dir.has_learned_embeddings()) {
-    VQD_ASSIGN_OR_RETURN(io::JsonConfig json, LoadConfig(dir, "learned_classifier_free_sampling_embeddings"));
-    VQD_ASSIGN_OR_RETURN(learned, json.BoolOr("learnable", false));
-    if (learned) {
-      VQD_ASSIGN_OR_RETURN(int64_t hidden, json.Int("hidden_size"));
-      VQD_ASSIGN_OR_RETURN(int64_t length, json.Int("length"));
-      if (hidden != text_config.hidden_size || length != tokenizer_->max_length()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            json.path(), ": learned embeddings of ", length, " x ", hidden, " do not match the text encoder (",
-            tokenizer_->max_length(), " x ", text_config.hidden_size, ")"));
-      }
-      torch::nn::Module holder;
-      torch::Tensor embeddings = holder.register_parameter("embeddings", torch::empty({length, hidden}, placement.options()), false);
-      VQD_RETURN_IF_ERROR(LoadWeights(dir, "learned_classifier_free_sampling_embeddings", variant, holder, {}));
-      null_embeddings_ = embeddings.unsqueeze(0);
+  const ModelMetadata& metadata = dir.metadata();
+  if (metadata.sampler == Sampler::kOfficial) {
+    const std::string path = absl::StrCat(dir.ComponentDir("scheduler"), "/", kOfficialScheduleFile);
+    VQD_ASSIGN_OR_RETURN(io::TensorMap buffers, io::ReadWeightsFile(path));
+    VQD_ASSIGN_OR_RETURN(diffusion::OfficialSchedule official,
+                         diffusion::OfficialSchedule::FromTensors(buffers, denoiser_->num_vector_embeds() - 1, path));
+    if (official.num_timesteps != schedule_config.num_train_timesteps) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", official.num_timesteps, " timesteps, the scheduler has ",
+                                                     schedule_config.num_train_timesteps));
     }
-  } else {
-    spdlog::warn(
-        "{}: model_index.json has no learned_classifier_free_sampling_embeddings (e.g. the hub's old fp16 "
-        "branch); diffusers refuses such a model, this server falls back to guidance with the empty prompt",
-        dir.root());
+    official_schedule_ = official.To(options.device);
   }
 
   info_.model_name = dir.name();
   info_.model_dir = dir.root();
-  info_.grid_height = transformer_config.sample_size;
-  info_.grid_width = transformer_config.sample_size;
-  info_.num_latent_pixels = transformer_config.num_latent_pixels();
-  info_.codebook_size = transformer_config.num_classes();
+  info_.grid_height = denoiser_->grid_height();
+  info_.grid_width = denoiser_->grid_width();
+  info_.num_latent_pixels = info_.grid_height * info_.grid_width;
+  info_.codebook_size = denoiser_->num_vector_embeds() - 1;
   info_.num_train_timesteps = schedule_config.num_train_timesteps;
-  info_.image_height = transformer_config.sample_size * vqvae_config.downsample_factor();
-  info_.image_width = info_.image_height;
-  info_.max_prompt_tokens = tokenizer_->max_length();
-  info_.learned_null_embeddings = learned;
+  info_.image_height = info_.grid_height * vqvae_config.downsample_factor();
+  info_.image_width = info_.grid_width * vqvae_config.downsample_factor();
+  info_.conditioning = dir.conditioning();
+  info_.sampler = metadata.sampler;
+  if (metadata.guidance_scale) info_.default_guidance_scale = static_cast<float>(*metadata.guidance_scale);
+  if (metadata.truncation_rate) info_.default_truncation_rate = static_cast<float>(*metadata.truncation_rate);
+  if (text_) {
+    info_.max_prompt_tokens = text_->tokenizer().max_length();
+    info_.learned_null_embeddings = text_->learned_null_embeddings();
+    info_.text_encoder_parameters = nn::CountParameters(*text_->text_encoder());
+  } else {
+    const model::ClassTransformerConfig& c = class_->transformer()->config();
+    info_.num_classes = c.num_classes;
+    info_.learned_null_embeddings = c.null_class_mode == "row";
+  }
   info_.device = options.device;
   info_.dtype = options.dtype;
-  info_.transformer_parameters = nn::CountParameters(*transformer_);
+  info_.transformer_parameters = denoiser_->transformer_parameters();
   info_.vqvae_parameters = nn::CountParameters(*vqvae_);
-  info_.text_encoder_parameters = nn::CountParameters(*text_encoder_);
-  info_.fused = DefaultFused(options);
+  // The fast path and its row buckets serve text models' Transformer2DModel; the class
+  // transformer of the ImageNet models runs the reference path.
+  info_.fused = text_ != nullptr && DefaultFused(options);
+  if (text_) {
+    VQD_RETURN_IF_ERROR(CatchTorch("preparing the transformer runner", [&] {
+      text_->transformer()->set_fused(info_.fused);
+      runner_ = std::make_unique<TransformerRunner>(text_->transformer(), text_->null_context(), options.device,
+                                                    info_.codebook_size, info_.fused, options.graph_max_rows,
+                                                    options.cuda_graphs);
+    }));
+  }
+  return absl::OkStatus();
+}
 
-  return CatchTorch("preparing the null context", [&] {
-    transformer_->PrepareForInference();
-    if (!learned) {
-      // Zero-shot guidance: the encoded empty prompt, normalised like any prompt.
-      std::vector<int64_t> ids = tokenizer_->EncodeToLength("");
-      torch::Tensor input = torch::tensor(ids, torch::kInt64).unsqueeze(0).to(options.device);
-      torch::Tensor h = text_encoder_(input);
-      null_embeddings_ = h / h.norm(2, -1, /*keepdim=*/true);
-    }
-    null_context_ = transformer_->ProjectContext(null_embeddings_);
-    transformer_->set_fused(info_.fused);
-    runner_ = std::make_unique<TransformerRunner>(transformer_, null_context_, options.device, info_.codebook_size,
-                                                  info_.fused, options.graph_max_rows, options.cuda_graphs);
-  });
+TextDenoiser& VqDiffusionPipeline::text() const {
+  TORCH_CHECK(text_ != nullptr, "model ", info_.model_name, " is class-conditional; it has no text components");
+  return *text_;
+}
+
+model::ClassTransformer& VqDiffusionPipeline::class_transformer() {
+  TORCH_CHECK(class_ != nullptr, "model ", info_.model_name, " is conditioned on text; it has no class transformer");
+  return class_->transformer();
+}
+
+const diffusion::OfficialSchedule& VqDiffusionPipeline::official_schedule() const {
+  TORCH_CHECK(official_schedule_.has_value(), "model ", info_.model_name, " does not use the official sampler");
+  return *official_schedule_;
+}
+
+TransformerRunner& VqDiffusionPipeline::transformer_runner() {
+  TORCH_CHECK(runner_ != nullptr, "model ", info_.model_name, " is class-conditional; it has no transformer runner");
+  return *runner_;
 }
 
 absl::StatusOr<torch::Tensor> VqDiffusionPipeline::EncodeIds(const torch::Tensor& input_ids) {
-  torch::Tensor out;
-  VQD_RETURN_IF_ERROR(CatchTorch("encoding prompt ids", [&] {
-    torch::InferenceMode inference;
-    torch::Tensor h = text_encoder_(input_ids.to(info_.device));
-    out = h / h.norm(2, -1, /*keepdim=*/true);
-  }));
-  return out;
+  if (!text_) return absl::FailedPreconditionError(absl::StrCat("model ", info_.model_name, " has no text encoder"));
+  return text_->EncodeIds(input_ids);
 }
 
 absl::StatusOr<std::shared_ptr<const PromptEncoding>> VqDiffusionPipeline::EncodePrompt(absl::string_view prompt) {
-  auto encoding = std::make_shared<PromptEncoding>();
-  encoding->input_ids =
-      tokenizer_->EncodeToLength(std::string_view(prompt.data(), prompt.size()), &encoding->untruncated_length);
-  VQD_ASSIGN_OR_RETURN(encoding->embeddings,
-                       EncodeIds(torch::tensor(encoding->input_ids, torch::kInt64).unsqueeze(0)));
-  VQD_RETURN_IF_ERROR(CatchTorch("projecting the prompt for cross-attention", [&] {
-    torch::InferenceMode inference;
-    encoding->context = transformer_->ProjectContext(encoding->embeddings);
-  }));
-  return std::shared_ptr<const PromptEncoding>(std::move(encoding));
+  return EncodeCondition(prompt, std::nullopt);
+}
+
+absl::StatusOr<std::shared_ptr<const PromptEncoding>> VqDiffusionPipeline::EncodeClassLabel(int64_t label) {
+  return EncodeCondition("", label);
+}
+
+absl::StatusOr<std::shared_ptr<const PromptEncoding>> VqDiffusionPipeline::EncodeCondition(
+    absl::string_view prompt, std::optional<int64_t> class_label) {
+  if (class_) {
+    if (!prompt.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "prompt: model ", info_.model_name, " is class-conditional and takes no prompt; send class_label (in [0, ",
+          info_.num_classes, "))"));
+    }
+    if (!class_label) {
+      return absl::InvalidArgumentError(absl::StrCat("class_label: model ", info_.model_name,
+                                                     " is class-conditional and needs a class label in [0, ",
+                                                     info_.num_classes, ")"));
+    }
+    return class_->EncodeClassLabel(*class_label);
+  }
+  if (class_label) {
+    return absl::InvalidArgumentError(absl::StrCat("class_label: model ", info_.model_name,
+                                                   " is conditioned on text; send a prompt, not a class label"));
+  }
+  return text_->EncodePrompt(prompt);
 }
 
 torch::Tensor VqDiffusionPipeline::MaskedTokens(int64_t n) const {

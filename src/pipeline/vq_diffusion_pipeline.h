@@ -1,7 +1,9 @@
 // Ref: diffusers/pipelines/deprecated/vq_diffusion/pipeline_vq_diffusion.py (VQDiffusionPipeline),
-// split into the pieces a step-level batching engine drives: encode a prompt once, run one
-// denoising step for a batch of samples that are each at their own timestep with their own
-// guidance, truncation and generator, and decode finished token grids.
+// split into the pieces a step-level batching engine drives: encode a prompt (or class label) once,
+// run one denoising step for a batch of samples that are each at their own timestep with their own
+// guidance, truncation and generator, and decode finished token grids. Models converted from the
+// official microsoft/VQ-Diffusion checkpoints run the official sampling arithmetic instead of
+// diffusers' (vqd_model.json says which), and class-conditional ones take a class label.
 #pragma once
 
 #include <functional>
@@ -14,10 +16,15 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "diffusion/official_sampling.h"
 #include "diffusion/vq_schedule.h"
+#include "model/class_transformer.h"
 #include "model/transformer_2d.h"
 #include "model/vq_model.h"
+#include "pipeline/class_denoiser.h"
 #include "pipeline/model_directory.h"
+#include "pipeline/prompt_encoding.h"
+#include "pipeline/text_denoiser.h"
 #include "text/clip_text_model.h"
 #include "text/clip_tokenizer.h"
 
@@ -50,8 +57,15 @@ struct PipelineInfo {
   int64_t codebook_size = 0;                 // K; the mask token is K
   int64_t num_train_timesteps = 0;           // the most steps a request may ask for
   int64_t image_height = 0, image_width = 0;
-  int64_t max_prompt_tokens = 0;             // ids the text encoder sees, BOS and EOS included
-  bool learned_null_embeddings = false;      // false: guidance uses the empty prompt
+  int64_t max_prompt_tokens = 0;             // ids the text encoder sees, BOS and EOS included (text models)
+  bool learned_null_embeddings = false;      // false: guidance uses the empty prompt (or the mean class)
+  Conditioning conditioning = Conditioning::kText;
+  int64_t num_classes = 0;                   // class-conditional models: labels are [0, num_classes)
+  Sampler sampler = Sampler::kDiffusers;
+  // What a request that leaves guidance or truncation unset gets: the checkpoint's official
+  // defaults for converted models, diffusers' (5.0 and 1.0) otherwise.
+  float default_guidance_scale = 5.0f;
+  float default_truncation_rate = 1.0f;
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat32;
   int64_t transformer_parameters = 0, vqvae_parameters = 0, text_encoder_parameters = 0;
@@ -59,16 +73,6 @@ struct PipelineInfo {
   bool fused = false;                // the fast path (PipelineOptions::fused)
   std::vector<int64_t> row_buckets;  // its row buckets; empty: eager
   bool cuda_graphs = false;          // the buckets run as captured CUDA graphs
-};
-
-// A prompt encoded once and reused at every step of its request.
-struct PromptEncoding {
-  std::vector<int64_t> input_ids;  // max_prompt_tokens ids as the text encoder saw them
-  int64_t untruncated_length = 0;  // ids before the pipeline's cut to max_prompt_tokens
-  torch::Tensor embeddings;        // [1, 77, C], L2-normalised per token, pipeline dtype
-  model::TextContext context;      // the transformer's cross-attention keys and values of it
-
-  bool truncated() const { return untruncated_length > static_cast<int64_t>(input_ids.size()); }
 };
 
 // One request's images at one denoising step. DenoiseStep replaces `tokens` with x_{t-1}.
@@ -79,7 +83,8 @@ struct SampleGroup {
   float guidance_scale = 5.0f;     // guidance is on iff > 1, as in diffusers
   float truncation_rate = 1.0f;    // in (0, 1]
   torch::Generator* generator = nullptr;  // the request's, on the pipeline's device
-  // When set, receives the guided, truncated and clamped log p(x_0 | x_t) [n, K, N] (tests, tools).
+  // When set, receives the guided, truncated and clamped log p(x_0 | x_t) [n, K, N] (tests, tools);
+  // with the official sampler [n, K + 1, N], the mask row included, as the official code has it.
   torch::Tensor* log_p_x_0_out = nullptr;
 
   bool guided() const { return guidance_scale > 1.0f; }
@@ -94,16 +99,24 @@ class VqDiffusionPipeline {
   ~VqDiffusionPipeline();
 
   const PipelineInfo& info() const { return info_; }
-  const text::ClipTokenizer& tokenizer() const { return *tokenizer_; }
+  const text::ClipTokenizer& tokenizer() const { return text().tokenizer(); }
   const diffusion::VqSchedule& schedule() const { return schedule_; }  // on the device
 
-  // Tokenises (first 77 ids, as diffusers) and encodes a prompt, and projects it for the
-  // transformer's cross-attention.
+  // Text models: tokenises (first 77 ids, as diffusers) and encodes a prompt, and projects it for
+  // the transformer's cross-attention.
   absl::StatusOr<std::shared_ptr<const PromptEncoding>> EncodePrompt(absl::string_view prompt);
+  // Class-conditional models: a request's class label.
+  absl::StatusOr<std::shared_ptr<const PromptEncoding>> EncodeClassLabel(int64_t label);
+  // What a request is conditioned on, for either kind of model: the label when it has one, else the
+  // prompt. Asking a text model for a label or a class model for a prompt is InvalidArgument naming
+  // the field.
+  absl::StatusOr<std::shared_ptr<const PromptEncoding>> EncodeCondition(absl::string_view prompt,
+                                                                       std::optional<int64_t> class_label);
   // text_encoder(ids).last_hidden_state, L2-normalised per token: [P, 77, C] (parity tests).
   absl::StatusOr<torch::Tensor> EncodeIds(const torch::Tensor& input_ids);
-  // The unconditional embeddings guidance uses: the learned null embedding, or the encoded empty prompt.
-  const torch::Tensor& null_embeddings() const { return null_embeddings_; }  // [1, 77, C]
+  // The unconditional embeddings guidance uses: the learned null embedding, or the encoded empty
+  // prompt (text models).
+  const torch::Tensor& null_embeddings() const { return text().null_embeddings(); }  // [1, 77, C]
 
   // One denoising step for all groups in a single transformer pass: guidance for the guided
   // groups, truncation, then the posterior (t > 0) or p(x_0) (t = 0) sampled with each group's
@@ -123,27 +136,35 @@ class VqDiffusionPipeline {
   // The initial x_T of `n` images: every token masked.
   torch::Tensor MaskedTokens(int64_t n) const;
 
-  // Direct access for tests and benchmarks.
-  model::Transformer2DModel& transformer() { return transformer_; }
+  // Direct access for tests and benchmarks. The text accessors need a text model, class_transformer
+  // a class-conditional one (they throw otherwise), official_schedule a converted model.
+  model::Transformer2DModel& transformer() { return text().transformer(); }
+  model::ClassTransformer& class_transformer();
   model::VqModel& vqvae() { return vqvae_; }
-  text::ClipTextModel& text_encoder() { return text_encoder_; }
-  const model::TextContext& null_context() const { return null_context_; }
-  TransformerRunner& transformer_runner() { return *runner_; }
+  text::ClipTextModel& text_encoder() { return text().text_encoder(); }
+  const model::TextContext& null_context() const { return text().null_context(); }
+  const diffusion::OfficialSchedule& official_schedule() const;  // on the device
+  TransformerRunner& transformer_runner();  // text models
 
  private:
   VqDiffusionPipeline() = default;
   absl::Status LoadComponents(const ModelDirectory& dir, const PipelineOptions& options);
+  TextDenoiser& text() const;
+  // The steps after the transformer pass, in the official code's arithmetic (official_denoise_step.cc).
+  void OfficialSampleStep(std::vector<SampleGroup*>& groups, int64_t uncond_rows, const torch::Tensor& log_p);
 
   PipelineInfo info_;
-  std::unique_ptr<text::ClipTokenizer> tokenizer_;
-  text::ClipTextModel text_encoder_{nullptr};
-  model::Transformer2DModel transformer_{nullptr};
+  std::unique_ptr<TextDenoiser> text_;     // text models
+  std::unique_ptr<ClassDenoiser> class_;   // class-conditional models
+  ConditionalDenoiser* denoiser_ = nullptr;  // whichever of the two there is
   model::VqModel vqvae_{nullptr};
   diffusion::VqSchedule schedule_;
-  torch::Tensor null_embeddings_;      // [1, 77, C]
-  model::TextContext null_context_;    // its keys and values, computed once at load
-  std::unique_ptr<TransformerRunner> runner_;  // the transformer passes of DenoiseStep
+  std::optional<diffusion::OfficialSchedule> official_schedule_;  // the official sampler's
+  std::unique_ptr<TransformerRunner> runner_;  // text models: the transformer passes of DenoiseStep
 };
+
+// Where a converted model keeps the official sampler's eight log schedules (the checkpoint's).
+inline constexpr char kOfficialScheduleFile[] = "official_schedule.safetensors";  // in scheduler/
 
 // Images in [0, 1] -> uint8 with round(x * 255) as the reference's numpy_to_pil computes it for a
 // pipeline of `pipeline_dtype` (float16 arithmetic for float16 pipelines).

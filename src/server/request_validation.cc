@@ -6,6 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "pipeline/generate.h"
+#include "server/condition_validation.h"
 
 namespace vqd::server {
 namespace {
@@ -50,6 +53,7 @@ absl::StatusOr<engine::RequestParams> ValidateGenerateRequest(const vqdiffusion:
   }
   if (!IsValidUtf8(request.prompt())) return Invalid("prompt", "is not valid UTF-8");
   p.prompt = request.prompt();
+  if (absl::Status s = ValidateCondition(request, info, &p); !s.ok()) return s;
 
   const int64_t max_images = limits.max_images;
   p.num_images = request.has_num_images() ? static_cast<int64_t>(request.num_images()) : 1;
@@ -61,11 +65,11 @@ absl::StatusOr<engine::RequestParams> ValidateGenerateRequest(const vqdiffusion:
   if (p.steps < 1 || p.steps > max_steps) {
     return Invalid("steps", absl::StrCat("must be in [1, ", max_steps, "] (the model's schedule), got ", p.steps));
   }
-  p.guidance_scale = request.has_guidance_scale() ? request.guidance_scale() : 5.0f;
-  if (!std::isfinite(p.guidance_scale) || p.guidance_scale < 0.0f) {
-    return Invalid("guidance_scale", absl::StrCat("must be finite and >= 0, got ", p.guidance_scale));
+  p.guidance_scale = request.has_guidance_scale() ? request.guidance_scale() : info.default_guidance_scale;
+  if (absl::Status s = pipeline::CheckGuidanceScale(p.guidance_scale, info); !s.ok()) {
+    return Invalid("guidance_scale", std::string(absl::StripPrefix(s.message(), "guidance_scale ")));
   }
-  p.truncation_rate = request.has_truncation_rate() ? request.truncation_rate() : 1.0f;
+  p.truncation_rate = request.has_truncation_rate() ? request.truncation_rate() : info.default_truncation_rate;
   if (!(p.truncation_rate > 0.0f && p.truncation_rate <= 1.0f)) {
     return Invalid("truncation_rate", absl::StrCat("must be in (0, 1], got ", p.truncation_rate));
   }

@@ -93,6 +93,11 @@ v1::ModelInfo VqDiffusionService::ModelInfo() const {
   m.set_learned_null_embeddings(info.learned_null_embeddings);
   m.set_server_version(VQD_VERSION);
   m.set_max_prompt_tokens(static_cast<uint32_t>(info.max_prompt_tokens));
+  m.set_conditioning(pipeline::ConditioningName(info.conditioning));
+  m.set_num_classes(static_cast<uint32_t>(info.num_classes));
+  m.set_default_guidance_scale(info.default_guidance_scale);
+  m.set_default_truncation_rate(info.default_truncation_rate);
+  m.set_sampler(pipeline::SamplerName(info.sampler));
   v1::Limits* l = m.mutable_limits();
   l->set_max_images(static_cast<uint32_t>(limits_.max_images));
   l->set_max_batch_rows(static_cast<uint32_t>(engine_->options().max_batch_rows));

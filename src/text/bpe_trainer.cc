@@ -2,10 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <system_error>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -13,11 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "text/byte_level_bpe.h"
+#include "text/clip_tokenizer_files.h"
 
 namespace vqd::text {
 namespace {
 
-namespace fs = std::filesystem;
 
 // Short English captions written for this project (one per line); common caption words repeat
 // often enough that 512 merges make them single tokens.
@@ -235,15 +232,6 @@ one red car and two blue cars
 
 constexpr int kMaxMerges = 100000;
 
-absl::Status WriteTextFile(const fs::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot create ", path.string()));
-  out.write(content.data(), static_cast<std::streamsize>(content.size()));
-  out.close();
-  if (!out) return absl::DataLossError(absl::StrCat("cannot write ", path.string()));
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 std::string_view TinyTrainingCorpus() { return kTinyCorpus; }
@@ -338,54 +326,9 @@ absl::Status WriteTinyClipTokenizer(const std::string& dir, int num_merges) {
         absl::StrCat("tiny tokenizer: num_merges = ", num_merges, " is outside [0, ", kMaxMerges,
                      "]"));
   }
-  const auto merges = TrainByteLevelBpe(kTinyCorpus, num_merges);
-
-  nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
-  int64_t next_id = 0;
-  auto add = [&](const std::string& token) {
-    if (!vocab.contains(token)) vocab[token] = next_id++;
-  };
-  const auto& byte_chars = ByteToUnicode();
-  for (unsigned char b : ByteLevelOrder()) add(byte_chars[b]);
-  for (unsigned char b : ByteLevelOrder()) add(byte_chars[b] + std::string(kEndOfWord));
-  std::string merges_txt = "#version: 0.2\n";
-  for (const auto& [a, b] : merges) {
-    add(a + b);
-    merges_txt += a + " " + b + "\n";
-  }
-  add("<|startoftext|>");
-  add("<|endoftext|>");
-
-  nlohmann::ordered_json config = {
-      {"add_prefix_space", false},
-      {"bos_token", "<|startoftext|>"},
-      {"do_lower_case", true},
-      {"eos_token", "<|endoftext|>"},
-      {"errors", "replace"},
-      {"model_max_length", 77},
-      {"pad_token", "!"},
-      {"tokenizer_class", "CLIPTokenizer"},
-      {"unk_token", "<|endoftext|>"},
-  };
-  nlohmann::ordered_json special_map = {
-      {"bos_token", "<|startoftext|>"},
-      {"eos_token", "<|endoftext|>"},
-      {"pad_token", "!"},
-      {"unk_token", "<|endoftext|>"},
-  };
-
-  const fs::path root(dir);
-  std::error_code ec;
-  fs::create_directories(root, ec);
-  if (ec) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("tiny tokenizer: cannot create ", dir, ": ", ec.message()));
-  }
-  VQD_RETURN_IF_ERROR(WriteTextFile(root / "vocab.json", vocab.dump() + "\n"));
-  VQD_RETURN_IF_ERROR(WriteTextFile(root / "merges.txt", merges_txt));
-  VQD_RETURN_IF_ERROR(WriteTextFile(root / "tokenizer_config.json", config.dump(2) + "\n"));
-  VQD_RETURN_IF_ERROR(WriteTextFile(root / "special_tokens_map.json", special_map.dump(2) + "\n"));
-  return absl::OkStatus();
+  const BpeMerges merges = TrainByteLevelBpe(kTinyCorpus, num_merges);
+  VQD_ASSIGN_OR_RETURN(std::vector<std::string> vocabulary, ClipVocabulary(merges, /*skip_repeated_results=*/true));
+  return WriteClipTokenizerFiles(dir, vocabulary, merges);
 }
 
 }  // namespace vqd::text

@@ -285,7 +285,7 @@ std::u32string NormalizeClip(std::u32string_view text) {
   return out;
 }
 
-std::vector<std::string> PreTokenizeClip(std::u32string_view text) {
+std::vector<std::string> PreTokenizeClip(std::u32string_view text, bool gpt2_split) {
   std::vector<std::string> pieces;
   size_t pos = 0;
   while (pos < text.size()) {
@@ -314,7 +314,11 @@ std::vector<std::string> PreTokenizeClip(std::u32string_view text) {
           break;
       }
     }
-    SplitGpt2(text.substr(pos, len), &pieces);
+    if (gpt2_split) {
+      SplitGpt2(text.substr(pos, len), &pieces);
+    } else {
+      pieces.push_back(EncodeUtf8(text.substr(pos, len)));
+    }
     pos += len;
   }
   return pieces;

@@ -39,8 +39,9 @@ std::u32string NormalizeClip(std::u32string_view text);
 //   <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
 // and then, inside each match, the GPT-2 pattern of the ByteLevel pre-tokenizer
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-// Returns the pieces as UTF-8 bytes (before the byte-to-unicode mapping).
-std::vector<std::string> PreTokenizeClip(std::u32string_view normalized);
+// Returns the pieces as UTF-8 bytes (before the byte-to-unicode mapping). Without `gpt2_split`,
+// the CLIP pattern's matches are the pieces (OpenAI's own tokenizer).
+std::vector<std::string> PreTokenizeClip(std::u32string_view normalized, bool gpt2_split = true);
 
 // GPT-2's bytes_to_unicode: the UTF-8 text of the character that stands for each byte.
 const std::array<std::string, 256>& ByteToUnicode();

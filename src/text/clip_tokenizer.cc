@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "text/byte_level_bpe.h"
+#include "text/openai_text_cleaning.h"
 
 namespace vqd::text {
 namespace {
@@ -244,6 +245,7 @@ struct ClipTokenizer::Impl {
   std::unordered_map<char32_t, std::vector<size_t>> split_index;
 
   int64_t bos = 0, eos = 0, pad = 0, unk = 0, max_length = kDefaultModelMaxLength;
+  TokenizerRules rules = TokenizerRules::kTransformers;
   int64_t vocab_size = 0;
 
   mutable std::mutex cache_mu;
@@ -386,24 +388,39 @@ struct ClipTokenizer::Impl {
   void EncodeSegment(std::u32string_view segment, std::vector<int64_t>* out) const {
     if (segment.empty()) return;
     const std::u32string normalized = NormalizeClip(segment);
-    for (const std::string& piece : PreTokenizeClip(normalized)) Bpe(piece, out);
+    if (rules == TokenizerRules::kTransformers) {
+      for (const std::string& piece : PreTokenizeClip(normalized)) Bpe(piece, out);
+      return;
+    }
+    // OpenAI's pattern matches the two special tokens itself, and its bpe() cache maps them to
+    // their own ids.
+    for (const std::string& piece : PreTokenizeClip(normalized, /*gpt2_split=*/false)) {
+      if (piece == "<|startoftext|>") {
+        out->push_back(bos);
+      } else if (piece == "<|endoftext|>") {
+        out->push_back(eos);
+      } else {
+        Bpe(piece, out);
+      }
+    }
   }
 };
 
 ClipTokenizer::ClipTokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
-absl::StatusOr<ClipTokenizer> ClipTokenizer::Load(const std::string& tokenizer_dir) {
+absl::StatusOr<ClipTokenizer> ClipTokenizer::Load(const std::string& tokenizer_dir, TokenizerRules rules) {
   // Every JSON access below is type-checked first; this is a backstop (allocation failures, or a
   // JSON library exception that slipped through) so that a bad file can never throw out of here.
   try {
-    return LoadUnchecked(tokenizer_dir);
+    return LoadUnchecked(tokenizer_dir, rules);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("tokenizer: loading ", tokenizer_dir, " failed: ", e.what()));
   }
 }
 
-absl::StatusOr<ClipTokenizer> ClipTokenizer::LoadUnchecked(const std::string& tokenizer_dir) {
+absl::StatusOr<ClipTokenizer> ClipTokenizer::LoadUnchecked(const std::string& tokenizer_dir,
+                                                           TokenizerRules rules) {
   const fs::path dir(tokenizer_dir);
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -411,6 +428,7 @@ absl::StatusOr<ClipTokenizer> ClipTokenizer::LoadUnchecked(const std::string& to
         absl::StrCat("tokenizer: directory ", tokenizer_dir, " does not exist"));
   }
   auto impl = std::make_shared<Impl>();
+  impl->rules = rules;
 
   // Vocabulary, merges and added tokens.
   Merges merges;
@@ -537,6 +555,12 @@ absl::StatusOr<ClipTokenizer> ClipTokenizer::LoadUnchecked(const std::string& to
 
 std::vector<int64_t> ClipTokenizer::Encode(std::string_view text) const {
   const Impl& impl = *impl_;
+  if (impl.rules == TokenizerRules::kOpenAi) {
+    std::vector<int64_t> ids = {impl.bos};
+    impl.EncodeSegment(DecodeUtf8Lossy(OpenAiBasicClean(text)), &ids);
+    ids.push_back(impl.eos);
+    return ids;
+  }
   const std::u32string u = DecodeUtf8Lossy(text);
   std::vector<int64_t> ids;
   ids.reserve(u.size() / 3 + 2);

@@ -31,6 +31,17 @@
 
 namespace vqd::text {
 
+// Which tokenizer to reproduce.
+enum class TokenizerRules {
+  // transformers 5.x CLIPTokenizer, as diffusers' VQDiffusionPipeline runs it (described above).
+  kTransformers,
+  // OpenAI's CLIP SimpleTokenizer as the official VQ-Diffusion code runs it: OpenAiBasicClean
+  // (ftfy subset, html.unescape twice) first; no added-token splitting (a literal "!" stays a
+  // character, not the pad id); "<|startoftext|>" and "<|endoftext|>" are recognised after
+  // lowercasing, anywhere; the CLIP pattern alone pre-tokenises (no GPT-2 split inside its matches).
+  kOpenAi,
+};
+
 class ClipTokenizer {
  public:
   // Loads a tokenizer directory as saved by transformers:
@@ -40,7 +51,8 @@ class ClipTokenizer {
   //    precedence, as in transformers) for bos_token, eos_token, unk_token and pad_token (each a plain
   //    string or an object with "content") and `model_max_length` (default 77).
   // Errors name the file and the key at fault. Files are limited to 64 MiB.
-  static absl::StatusOr<ClipTokenizer> Load(const std::string& tokenizer_dir);
+  static absl::StatusOr<ClipTokenizer> Load(const std::string& tokenizer_dir,
+                                            TokenizerRules rules = TokenizerRules::kTransformers);
 
   // [bos] + tokens + [eos], untruncated.
   std::vector<int64_t> Encode(std::string_view text) const;
@@ -76,7 +88,7 @@ class ClipTokenizer {
 
  private:
   struct Impl;
-  static absl::StatusOr<ClipTokenizer> LoadUnchecked(const std::string& tokenizer_dir);
+  static absl::StatusOr<ClipTokenizer> LoadUnchecked(const std::string& tokenizer_dir, TokenizerRules rules);
   explicit ClipTokenizer(std::shared_ptr<const Impl> impl);
   std::shared_ptr<const Impl> impl_;
 };

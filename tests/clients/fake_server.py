@@ -118,6 +118,8 @@ class FakeVqDiffusion:
             bad(f"guidance_scale must be finite and >= 0, got {req.guidance_scale}")
         if req.HasField("truncation_rate") and not 0 < req.truncation_rate <= 1:
             bad(f"truncation_rate must be in (0, 1], got {req.truncation_rate}")
+        if req.HasField("class_label"):
+            bad(f"class_label: the fake model is conditioned on text, got {req.class_label}")
         if len(req.request_id) > 128 or any(not 32 <= ord(c) < 127 for c in req.request_id):
             bad("request_id must be at most 128 printable ASCII characters")
 

@@ -125,6 +125,10 @@ error_cases() {
     "${cl[@]}" --server "$ADDR_slow" --timeout 1 generate --prompt x --out "$WORK/$c-x"
   expect "$c usage" 2 "no-such-option" "${cl[@]}" --server "$ADDR_main" generate --prompt x --no-such-option 1 --out "$WORK/$c-x"
   expect "$c usage (missing --out)" 2 "out" "${cl[@]}" --server "$ADDR_main" generate --prompt x
+  expect "$c class label sent" 5 "class_label: the fake model is conditioned on text, got 7" \
+    "${cl[@]}" --server "$ADDR_main" generate --class-label 7 --out "$WORK/$c-x"
+  expect "$c prompt or class label" 2 "class" "${cl[@]}" --server "$ADDR_main" generate --prompt x --class-label 7 \
+    --out "$WORK/$c-x"
   expect "$c health" 0 "^SERVING$" "${cl[@]}" --server "$ADDR_main" health
   expect "$c health draining" 1 "^NOT_SERVING$" "${cl[@]}" --server "$ADDR_draining" health
   expect "$c quiet" 0 - "${cl[@]}" --server "$ADDR_main" generate --prompt x --steps 3 --quiet --out "$WORK/$c-q"

@@ -70,6 +70,10 @@ double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
   if (!(max_diff <= atol)) {
     return ::testing::AssertionFailure() << name << ": max |actual - expected| = " << max_diff << " > " << atol;
   }
+  // VQD_PARITY_VERBOSE=1 prints the tolerance achieved by every comparison.
+  if (const char* verbose = std::getenv("VQD_PARITY_VERBOSE"); verbose != nullptr && *verbose != '\0') {
+    std::fprintf(stderr, "  %s: max |actual - expected| = %.3g (tolerance %.3g)\n", name.c_str(), max_diff, atol);
+  }
   return ::testing::AssertionSuccess() << name << ": max diff " << max_diff;
 }
 

@@ -36,7 +36,8 @@ std::string TinyPath(const std::string& sub);
 // Max absolute difference, for messages.
 double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b);
 
-// Asserts shape equality and |a - b| <= atol everywhere (no NaN), naming the tensor.
+// Asserts shape equality and |a - b| <= atol everywhere (no NaN), naming the tensor. With
+// VQD_PARITY_VERBOSE set, prints the largest difference of every comparison.
 ::testing::AssertionResult AllClose(const std::string& name, const torch::Tensor& actual, const torch::Tensor& expected,
                                     double atol = 1e-4);
 

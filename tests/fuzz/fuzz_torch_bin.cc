@@ -1,4 +1,5 @@
-// Fuzzes ParseTorchBin (io/torch_bin.h). Two input forms:
+// Fuzzes ParseTorchBin, ParseTorchBinStateDicts (training checkpoints: "model" and "ema" of the
+// top-level dict) and ParseTorchBinTensor (io/torch_bin.h) on the same input. Two input forms:
 //  - the bytes of a torch.save zip checkpoint, as they are (the zip structure is fuzzed; zip CRCs
 //    make most mutations of the records' contents fail early);
 //  - "PKL\n" or "PKLZ\n" followed by parts separated by "\n=====\n": the first part is data.pkl,
@@ -51,11 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
   }
-  absl::StatusOr<vqd::io::TensorMap> tensors = vqd::io::ParseTorchBin(bytes, "fuzz.bin");
-  if (vqd::fuzz::Verbose()) std::fprintf(stderr, "ParseTorchBin: %s\n", tensors.status().ToString().c_str());
-  if (!tensors.ok()) return 0;
   uint64_t sum = 0;
-  for (const auto& [name, t] : *tensors) {
+  auto check = [&](const std::string& name, const torch::Tensor& t) {
     VQD_FUZZ_CHECK(t.defined(), "tensor %s is undefined", name.c_str());
     VQD_FUZZ_CHECK(t.device().is_cpu() && t.is_contiguous(), "tensor %s is not a contiguous CPU tensor", name.c_str());
     VQD_FUZZ_CHECK(!t.requires_grad(), "tensor %s requires grad", name.c_str());
@@ -68,7 +66,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (vqd::fuzz::Verbose()) {
       std::fprintf(stderr, "  %s: %s %s\n", name.c_str(), c10::toString(t.scalar_type()), c10::str(t.sizes()).c_str());
     }
+  };
+  absl::StatusOr<vqd::io::TensorMap> tensors = vqd::io::ParseTorchBin(bytes, "fuzz.bin");
+  if (vqd::fuzz::Verbose()) std::fprintf(stderr, "ParseTorchBin: %s\n", tensors.status().ToString().c_str());
+  if (tensors.ok()) {
+    for (const auto& [name, t] : *tensors) check(name, t);
   }
+  auto dicts = vqd::io::ParseTorchBinStateDicts(bytes, "fuzz.pth", {{"model", {}}, {"ema", {"transformer."}}});
+  if (vqd::fuzz::Verbose()) std::fprintf(stderr, "ParseTorchBinStateDicts: %s\n", dicts.status().ToString().c_str());
+  if (dicts.ok()) {
+    for (const auto& [key, dict] : *dicts) {
+      for (const auto& [name, t] : dict) check(key + "/" + name, t);
+    }
+  }
+  absl::StatusOr<torch::Tensor> tensor = vqd::io::ParseTorchBinTensor(bytes, "fuzz.pt");
+  if (tensor.ok()) check("(root)", *tensor);
   volatile uint64_t sink = sum;
   (void)sink;
   return 0;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -73,6 +74,13 @@ class PickleWriter {
     if (v >= 0 && v < 65536) return Op('M').Le(static_cast<uint64_t>(v), 2);
     if (v >= INT32_MIN && v <= INT32_MAX) return Op('J').Le(static_cast<uint64_t>(v), 4);
     return Op(0x8a).Byte(8).Le(static_cast<uint64_t>(v), 8);  // LONG1
+  }
+  PickleWriter& Float(double v) {  // BINFLOAT: 8 bytes, big-endian
+    uint64_t bits = 0;
+    std::memcpy(&bits, &v, sizeof(bits));
+    Op('G');
+    for (int i = 7; i >= 0; --i) Byte(static_cast<int>((bits >> (8 * i)) & 0xFF));
+    return *this;
   }
   PickleWriter& Str(std::string_view s) { return Op('X').Le(s.size(), 4).Raw(s); }
   PickleWriter& ShortStr(std::string_view s) { return Op(0x8c).Byte(static_cast<int>(s.size())).Raw(s); }

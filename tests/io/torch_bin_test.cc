@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -303,6 +304,101 @@ TEST(TorchBinParity, TruncatedAndCorruptedRealFilesFail) {
   EXPECT_ERROR(ParseTorchBin(MakeZip(records), "corrupt.bin"), absl::StatusCode::kInvalidArgument, "corrupt.bin");
   pickle = original.substr(0, original.size() / 2);
   EXPECT_ERROR(ParseTorchBin(MakeZip(records), "halfpickle.bin"), absl::StatusCode::kDataLoss, "pickle");
+}
+
+
+// A training checkpoint as the official solver saves it: {"last_epoch": 0, "model": state dict,
+// "ema": state dict, "optimizer_and_scheduler": {... a scheduler object of its own class, inf ...}}.
+std::string TrainingCheckpointPickle(bool opaque_in_ema = false) {
+  PickleWriter w;
+  w.Proto(2).EmptyDict().Mark();
+  w.Str("last_epoch").Int(0);
+  w.Str("model").Global("collections", "OrderedDict").EmptyTuple().Reduce().Mark();
+  w.Str("content_codec.w").Tensor("FloatStorage", "0", 6, 0, {2, 3}, {3, 1});
+  w.Str("transformer.bad").Tensor("BoolStorage", "3", 3, 0, {3}, {1});  // never read unless selected
+  w.SetItems();
+  w.Str("ema").Global("collections", "OrderedDict").EmptyTuple().Reduce().Mark();
+  w.Str("transformer.h").Tensor("HalfStorage", "1", 2, 0, {2}, {1});
+  if (opaque_in_ema) w.Str("transformer.odd").Global("mymodule", "Thing").EmptyTuple().Reduce();
+  w.SetItems();
+  w.Str("optimizer_and_scheduler").EmptyDict().Mark();
+  w.Str("scheduler").Global("image_synthesis.engine.lr_scheduler", "ReduceLROnPlateauWithWarmup").EmptyTuple().Reduce();
+  w.EmptyDict().Str("best").Float(std::numeric_limits<double>::infinity()).SetItem().Build();
+  w.Str("state").EmptyDict().Int(0).Tensor("FloatStorage", "2", 0, 0, {0}, {1}).SetItem();
+  w.SetItems();
+  w.SetItems().Stop();
+  return w.bytes();
+}
+
+std::map<std::string, std::string> TrainingCheckpointRecords(bool opaque_in_ema = false) {
+  auto records = GoodRecords();
+  records["data.pkl"] = TrainingCheckpointPickle(opaque_in_ema);
+  records["data/3"] = std::string("\x01\x00\x05", 3);  // not a valid bool storage
+  return records;
+}
+
+TEST(TorchBinStateDicts, ReadsSelectedDictsOfATrainingCheckpoint) {
+  auto dicts = ParseTorchBinStateDicts(MakeZip(TrainingCheckpointRecords()), "last.pth",
+                                       {{"ema", {}}, {"model", {"content_codec."}}, {"absent", {}}});
+  ASSERT_TRUE(dicts.ok()) << dicts.status();
+  ASSERT_EQ(dicts->size(), 2u);  // "absent" is left out
+  EXPECT_TRUE(torch::equal(dicts->at("ema").at("transformer.h"), torch::tensor({0.5f, -3.0f}).to(torch::kFloat16)));
+  ASSERT_EQ(dicts->at("model").size(), 1u);  // the prefix keeps content_codec.* only
+  EXPECT_TRUE(torch::equal(dicts->at("model").at("content_codec.w"), torch::arange(6, torch::kFloat32).reshape({2, 3})));
+}
+
+TEST(TorchBinStateDicts, ReportsWhatCannotBeRead) {
+  // Selecting the broken tensor reads its storage, which then fails.
+  EXPECT_ERROR(ParseTorchBinStateDicts(MakeZip(TrainingCheckpointRecords()), "last.pth", {{"model", {}}}),
+               absl::StatusCode::kInvalidArgument, "entry \"transformer.bad\": bool storage 3 holds byte 5");
+  // An object of an unknown class is inert, but not a tensor.
+  EXPECT_ERROR(ParseTorchBinStateDicts(MakeZip(TrainingCheckpointRecords(true)), "odd.pth", {{"ema", {}}}),
+               absl::StatusCode::kInvalidArgument, "\"transformer.odd\" is <opaque mymodule.Thing(...)>, not a tensor");
+  EXPECT_ERROR(ParseTorchBinStateDicts(MakeZip(TrainingCheckpointRecords()), "last.pth", {{"last_epoch", {}}}),
+               absl::StatusCode::kInvalidArgument, "entry \"last_epoch\" holds 0, not a state dict");
+  EXPECT_ERROR(ParseTorchBinStateDicts(MakeZip(GoodRecords()), "flat.bin", {{"w", {}}}),
+               absl::StatusCode::kInvalidArgument, "entry \"w\" holds <tensor>, not a state dict");
+  PickleWriter list;
+  list.Proto(2).EmptyList().Stop();
+  auto records = GoodRecords();
+  records["data.pkl"] = list.bytes();
+  EXPECT_ERROR(ParseTorchBinStateDicts(MakeZip(records), "list.pth", {{"model", {}}}),
+               absl::StatusCode::kInvalidArgument, "not a checkpoint dict");
+  // The flat reader still refuses unknown names outright.
+  EXPECT_ERROR(ParseTorchBin(MakeZip(TrainingCheckpointRecords()), "last.pth"), absl::StatusCode::kInvalidArgument,
+               "forbidden global image_synthesis.engine.lr_scheduler.ReduceLROnPlateauWithWarmup");
+  // A truncated archive and a truncated pickle fail cleanly.
+  const std::string good = MakeZip(TrainingCheckpointRecords());
+  EXPECT_ERROR(ParseTorchBinStateDicts(good.substr(0, good.size() / 2), "half.pth", {{"ema", {}}}),
+               absl::StatusCode::kDataLoss, "half.pth");
+  records = TrainingCheckpointRecords();
+  records["data.pkl"] = records["data.pkl"].substr(0, records["data.pkl"].size() / 2);
+  EXPECT_FALSE(ParseTorchBinStateDicts(MakeZip(records), "cut.pth", {{"ema", {}}}).ok());
+}
+
+TEST(TorchBinStateDicts, ByteFlipsNeverCrash) {
+  const std::string pickle = TrainingCheckpointPickle(true);
+  for (size_t i = 0; i < pickle.size(); i += 2) {
+    for (int flip : {0x01, 0x80, 0xFF}) {
+      auto records = TrainingCheckpointRecords(true);
+      records["data.pkl"][i] = static_cast<char>(records["data.pkl"][i] ^ flip);
+      (void)ParseTorchBinStateDicts(MakeZip(records), "flip.pth", {{"ema", {}}, {"model", {}}});
+    }
+  }
+}
+
+TEST(TorchBinTensor, ReadsASingleTensorFile) {
+  PickleWriter w;
+  w.Proto(2).Tensor("LongStorage", "0", 4, 0, {4}, {1}).Stop();
+  const std::vector<int64_t> values = {0, 2, 1, 0};
+  auto records = GoodRecords();
+  records["data.pkl"] = w.bytes();
+  records["data/0"] = std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(int64_t));
+  absl::StatusOr<torch::Tensor> t = ParseTorchBinTensor(MakeZip(records), "table.pt");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_TRUE(torch::equal(*t, torch::tensor(values, torch::kInt64)));
+  EXPECT_ERROR(ParseTorchBinTensor(MakeZip(GoodRecords()), "dict.pt"), absl::StatusCode::kInvalidArgument,
+               "not a tensor");
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The offline tool as a user runs it: make-model, generate (PNGs and --save-tokens), tokenize,
-# inspect, and clear usage errors with a non-zero exit for wrong arguments.
+# inspect, convert-official, and clear usage errors with a non-zero exit for wrong arguments.
 #   vqd_cli_test.sh VQD PARITY_DIR
 set -uo pipefail
 VQD=$1 PARITY=${2:-}
@@ -51,6 +51,51 @@ if [[ -n $PARITY && -d $PARITY/tiny/model ]]; then
   expect_in "tokenize ids" "$WORK/out" "[49406,11798,4298,1629,530,518,2831,49407,49407"
 else
   echo "SKIPPED: tokenize against the parity tokenizer (no ../shared/parity)"
+fi
+
+# convert-official on the official-layout small models, then generate from them.
+OFFICIAL=$PARITY/official
+if [[ -n $PARITY && -d $OFFICIAL && -d $PARITY/tiny/model ]]; then
+  check "convert-official imagenet" 0 "$VQD" convert-official --checkpoint "$OFFICIAL/imagenet/imagenet_small.pth" \
+    --config "$OFFICIAL/imagenet/config.yaml" --out "$WORK/imagenet"
+  expect_in "conversion summary" "$WORK/err" "class family, 2 layers x 16 (2 heads), 37 codes on a 4x4 grid"
+  check "convert-official text" 0 "$VQD" convert-official --checkpoint "$OFFICIAL/text/text_small_learnable.pth" \
+    --config "$OFFICIAL/text/config.yaml" --bpe "$PARITY/tiny/model/tokenizer/merges.txt" --out "$WORK/text"
+  check "convert-official refuses a non-empty folder" 1 "$VQD" convert-official \
+    --checkpoint "$OFFICIAL/imagenet/imagenet_small.pth" --config "$OFFICIAL/imagenet/config.yaml" --out "$WORK/imagenet"
+  check "convert-official text needs --bpe" 2 "$VQD" convert-official \
+    --checkpoint "$OFFICIAL/text/text_small_learnable.pth" --config "$OFFICIAL/text/config.yaml" --out "$WORK/nobpe"
+  expect_in "--bpe named" "$WORK/err" "needs --bpe"
+  check "convert-official with the other family's config" 1 "$VQD" convert-official \
+    --checkpoint "$OFFICIAL/text/text_small_learnable.pth" --config "$OFFICIAL/imagenet/config.yaml" \
+    --vqgan-config "$OFFICIAL/text/taming_gumbel_f8_small.yaml" --out "$WORK/mixed"
+  [[ -e $WORK/mixed/model_index.json ]] && { echo "FAIL: a failed conversion left a model behind"; FAILED=1; }
+  check "inspect converted" 0 "$VQD" inspect "$WORK/imagenet"
+  expect_in "inspect: conditioning" "$WORK/out" "conditioning: class_label"
+  expect_in "inspect: official defaults" "$WORK/out" "sampler: official, default guidance 1, default truncation 0.86"
+  # The official run of sample case 0 (label 3, seed 1212, two images), with the model's defaults.
+  check "generate --class-label" 0 "$VQD" generate --model "$WORK/imagenet" --class-label 3 --seed 1212 --num-images 2 \
+    --out "$WORK/cls" --save-tokens "$WORK/cls.json" --quiet
+  if python3 - "$OFFICIAL/imagenet/goldens.safetensors" "$WORK/cls.json" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+meta = json.loads(raw[8:8 + n])["sample.case0.grids"]
+begin, end = meta["data_offsets"]
+values = struct.unpack(f"<{(end - begin) // 4}i", raw[8 + n + begin:8 + n + end])
+steps, images, tokens = meta["shape"]
+last = values[(steps - 1) * images * tokens:]
+golden = [list(last[i * tokens:(i + 1) * tokens]) for i in range(images)]
+assert json.load(open(sys.argv[2]))["tokens"] == golden, "grids differ from the official run"
+PY
+  then echo "PASS: generate --class-label reproduces the official run's grids"; else echo "FAIL: class grids"; FAILED=1; fi
+  check "generate: a class model refuses a prompt" 1 "$VQD" generate --model "$WORK/imagenet" --prompt "a fish" \
+    --out "$WORK/x" --quiet
+  expect_in "prompt refusal names the field" "$WORK/err" "prompt: model imagenet is class-conditional"
+  check "generate: both --prompt and --class-label" 2 "$VQD" generate --model "$WORK/text" --prompt x --class-label 1 \
+    --out "$WORK/x"
+else
+  echo "SKIPPED: convert-official (no ../shared/parity/official)"
 fi
 
 # Wrong arguments: a usage message and exit code 2; failures of the command: exit code 1.
