@@ -34,9 +34,18 @@ ABSL_FLAG(int, max_queue, 256, "Most requests waiting for a batch; more get RESO
 ABSL_FLAG(double, priority_aging, 0,
           "Seconds of waiting worth one priority level, so low priorities cannot starve under sustained load. "
           "0: strict priorities (a waiting request is overtaken by every later one of higher priority).");
+ABSL_FLAG(double, budget_recovery, 30,
+          "After out of device memory lowers a device's rows per step, seconds without another one before the "
+          "budget grows back by an eighth of --max_batch.");
 ABSL_FLAG(int, max_images, 16, "Most images one request may ask for.");
 ABSL_FLAG(int, max_prompt_bytes, 4096, "Most bytes in a prompt.");
 ABSL_FLAG(int, max_message_bytes, 1 << 20, "Largest request message the server accepts, in bytes.");
+ABSL_FLAG(double, stalled_stream_timeout, 60,
+          "Seconds a Generate stream may go without the client accepting a write before the call is cancelled "
+          "and its request's resources freed.");
+ABSL_FLAG(int64_t, max_stream_buffer_bytes, 64 << 20,
+          "Most bytes of events one Generate stream may hold for a client that reads slower than they come; "
+          "beyond it the call is cancelled.");
 ABSL_FLAG(double, grace_period, 30, "Seconds running requests get to finish after SIGTERM before they are failed.");
 ABSL_FLAG(std::string, auth_token_file, "",
           "File holding a bearer token that every call except health must send as 'authorization: Bearer <token>'.");
@@ -105,12 +114,22 @@ absl::StatusOr<vqd::server::ServerConfig> ConfigFromFlags() {
   c.limits.max_images = absl::GetFlag(FLAGS_max_images);
   c.limits.max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);
   c.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  const double stalled = absl::GetFlag(FLAGS_stalled_stream_timeout);
+  if (!(stalled > 0) || !std::isfinite(stalled)) return absl::InvalidArgumentError("--stalled_stream_timeout must be > 0");
+  c.streams.stalled_timeout = absl::Seconds(stalled);
+  c.streams.max_pending_bytes = absl::GetFlag(FLAGS_max_stream_buffer_bytes);
+  if (c.streams.max_pending_bytes < (1 << 20)) {
+    return absl::InvalidArgumentError("--max_stream_buffer_bytes must be at least 1 MiB (1048576)");
+  }
   const double grace = absl::GetFlag(FLAGS_grace_period);
   if (!(grace >= 0)) return absl::InvalidArgumentError("--grace_period must be >= 0");
   c.grace_period = absl::Seconds(grace);
   const double aging = absl::GetFlag(FLAGS_priority_aging);
   if (!(aging >= 0) || !std::isfinite(aging)) return absl::InvalidArgumentError("--priority_aging must be >= 0");
   c.priority_aging = absl::Seconds(aging);
+  const double recovery = absl::GetFlag(FLAGS_budget_recovery);
+  if (!(recovery > 0) || !std::isfinite(recovery)) return absl::InvalidArgumentError("--budget_recovery must be > 0");
+  c.budget_recovery_interval = absl::Seconds(recovery);
   if (const std::string path = absl::GetFlag(FLAGS_auth_token_file); !path.empty()) {
     auto token = vqd::server::ReadTokenFile(path);
     if (!token.ok()) return token.status();

@@ -19,8 +19,15 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// After this many consecutive good steps at a budget lowered by out-of-memory, try a larger one.
-constexpr int kStepsBeforeRaisingBudget = 200;
+// How long an idle worker sleeps before it looks again when nothing changes (the budget's
+// recovery, a request another device was expected to take).
+constexpr absl::Duration kIdleWait = absl::Milliseconds(100);
+
+absl::Status CancellationStatus(Outcome outcome, absl::string_view where) {
+  return outcome == Outcome::kDeadline
+             ? absl::DeadlineExceededError(absl::StrCat("the request's deadline passed", where))
+             : absl::CancelledError("the client cancelled the request");
+}
 
 }  // namespace
 
@@ -56,32 +63,45 @@ void DeviceWorker::Loop() {
     spdlog::error("worker {}: {}", device_name_, std::string(s.message()));
   }
   spdlog::info("worker {}: running, up to {} transformer rows per step", device_name_, options_.max_batch_rows);
-  int good_steps = 0;
+  PublishLoad();
   while (!stop_.load()) {
+    const uint64_t seen = queue_->version();  // before looking, so no push is missed
+    RecoverBudget();
     DropStopped();
     Admit();
     if (batcher_.empty()) {
-      queue_->WaitForWork(absl::Milliseconds(100));
+      queue_->WaitForChange(seen, kIdleWait);
       continue;
     }
-    const int64_t budget_before = row_budget_.load();
     Step();
-    if (row_budget_.load() < budget_before) {
-      good_steps = 0;
-    } else if (row_budget_.load() < options_.max_batch_rows && ++good_steps >= kStepsBeforeRaisingBudget) {
-      good_steps = 0;
-      row_budget_.store(std::min(options_.max_batch_rows,
-                                 row_budget_.load() + std::max<int64_t>(1, options_.max_batch_rows / 8)));
-      spdlog::info("worker {}: raising the row budget to {}", device_name_, row_budget_.load());
-    }
   }
   for (auto& r : batcher_.TakeAll()) FailRequest(r, stop_status_, Outcome::kError);
+  if (options_.load_board) options_.load_board->Retire(static_cast<size_t>(options_.index));
+  queue_->Wake();  // workers deferring to this one look again
   PublishLoad();
+}
+
+void DeviceWorker::RecoverBudget() {
+  const int64_t budget = row_budget_.load();
+  if (budget >= options_.max_batch_rows) return;
+  const Clock::time_point now = Clock::now();
+  if (now - budget_changed_at_ < absl::ToChronoNanoseconds(options_.budget_recovery_interval)) return;
+  row_budget_.store(std::min(options_.max_batch_rows, budget + std::max<int64_t>(1, options_.max_batch_rows / 8)));
+  budget_changed_at_ = now;
+  spdlog::info("worker {}: no out-of-memory for {}; raising the row budget to {}", device_name_,
+               absl::FormatDuration(options_.budget_recovery_interval), row_budget_.load());
 }
 
 void DeviceWorker::PublishLoad() {
   active_rows_.store(batcher_.active_rows());
   active_requests_.store(static_cast<int64_t>(batcher_.active().size()));
+  if (options_.load_board) {
+    const int64_t rows = batcher_.active_rows() + admitting_rows_;
+    if (options_.load_board->Publish(static_cast<size_t>(options_.index), rows, row_budget_.load() - rows) &&
+        options_.load_board->size() > 1) {
+      queue_->Wake();  // a worker deferring to this one may now be the least loaded
+    }
+  }
   if (observer_) observer_->OnActive(device_name_, active_requests_.load(), batcher_.active_images());
 }
 
@@ -102,28 +122,41 @@ void DeviceWorker::DropStopped() {
   if (stopped.empty()) return;
   for (auto& r : stopped) {
     const Outcome outcome = r->CancellationOutcome(now);
-    FailRequest(r, outcome == Outcome::kDeadline ? absl::DeadlineExceededError("the request's deadline passed")
-                                                 : absl::CancelledError("the client cancelled the request"),
-                outcome);
+    FailRequest(r, CancellationStatus(outcome, ""), outcome);
   }
   PublishLoad();  // an idle worker must not keep reporting the requests it dropped
 }
 
 void DeviceWorker::Admit() {
-  const int64_t free_rows = row_budget_.load() - batcher_.active_rows();
-  if (free_rows <= 0) return;
   std::vector<std::shared_ptr<GenerationRequest>> dropped;
-  std::vector<std::shared_ptr<GenerationRequest>> admitted = queue_->PopFitting(free_rows, &dropped);
+  std::vector<std::shared_ptr<GenerationRequest>> admitted;
+  admitting_rows_ = 0;
+  for (;;) {
+    const int64_t used = batcher_.active_rows() + admitting_rows_;
+    const int64_t free_rows = row_budget_.load() - used;
+    std::shared_ptr<GenerationRequest> r = queue_->PopHeadIf(
+        [&](const GenerationRequest& head) {
+          // An idle device takes the head even above a budget lowered by out-of-memory: alone it
+          // either runs after all or fails with RESOURCE_EXHAUSTED, instead of blocking the queue.
+          if (used > 0 && head.rows() > free_rows) return false;
+          return options_.load_board == nullptr ||
+                 options_.load_board->IsLeastLoaded(static_cast<size_t>(options_.index), head.rows());
+        },
+        &dropped);
+    if (!r) break;
+    admitting_rows_ += r->rows();
+    admitted.push_back(std::move(r));
+    PublishLoad();  // the other devices see this one's new load before they look at the queue again
+  }
   const Clock::time_point now = Clock::now();
   for (auto& r : dropped) {
     const Outcome outcome = r->CancellationOutcome(now);
-    FailRequest(r, outcome == Outcome::kDeadline ? absl::DeadlineExceededError("the request's deadline passed while queued")
-                                                 : absl::CancelledError("the client cancelled the request"),
-                outcome);
+    FailRequest(r, CancellationStatus(outcome, " while queued"), outcome);
   }
   if (admitted.empty()) return;
   const pipeline::PipelineInfo& info = pipeline_->info();
   for (auto& r : admitted) {
+    admitting_rows_ -= r->rows();
     r->admitted_at = Clock::now();
     const RequestParams& p = r->params();
     auto encoding = pipeline_->EncodeCondition(p.prompt, p.class_label);
@@ -151,73 +184,98 @@ void DeviceWorker::Admit() {
                   std::chrono::duration<double>(r->admitted_at - r->accepted_at).count());
     batcher_.Add(std::move(r));
   }
+  admitting_rows_ = 0;
   PublishLoad();
 }
 
 std::vector<std::pair<std::shared_ptr<GenerationRequest>, absl::Status>> DeviceWorker::RunStep(
     const std::vector<std::shared_ptr<GenerationRequest>>& requests) {
+  std::vector<std::pair<std::shared_ptr<GenerationRequest>, absl::Status>> failures;
   // A step replaces each group's tokens and advances its generator; keep both to undo a failure.
   // (The generator's state, not a clone: libtorch 1.13 leaks every clone.)
   struct Saved {
+    std::shared_ptr<GenerationRequest> request;
     torch::Tensor tokens;
     torch::Tensor generator_state;
   };
   std::vector<Saved> saved;
   saved.reserve(requests.size());
-  for (const auto& r : requests) saved.push_back({r->group.tokens, r->generator->get_state()});
+  for (const auto& r : requests) {
+    Saved entry{r, r->group.tokens, {}};
+    absl::Status s = CatchTorch("saving the request's generator state",
+                                [&] { entry.generator_state = r->generator->get_state(); });
+    if (s.ok()) {
+      saved.push_back(std::move(entry));
+    } else {
+      failures.emplace_back(r, s);
+    }
+  }
+  if (saved.empty()) return failures;
 
   absl::Status status;
-  if (options_.fault_hook) {
+  if (options_.faults.step) {
     std::vector<const GenerationRequest*> batch;
-    for (const auto& r : requests) batch.push_back(r.get());
-    status = options_.fault_hook(batch);
+    for (const auto& e : saved) batch.push_back(e.request.get());
+    status = options_.faults.step(batch);
   }
   if (status.ok()) {
     std::vector<pipeline::SampleGroup*> groups;
-    for (const auto& r : requests) groups.push_back(&r->group);
+    for (const auto& e : saved) groups.push_back(&e.request->group);
     status = pipeline_->DenoiseStep(groups);
   }
-  if (status.ok()) return {};
+  if (status.ok()) return failures;
 
-  for (size_t i = 0; i < requests.size(); ++i) {
-    requests[i]->group.tokens = saved[i].tokens;
-    requests[i]->generator->set_state(saved[i].generator_state);
+  std::vector<std::shared_ptr<GenerationRequest>> restored;
+  for (auto& e : saved) {
+    e.request->group.tokens = e.tokens;
+    absl::Status s = CatchTorch("restoring the request's generator state",
+                                [&] { e.request->generator->set_state(e.generator_state); });
+    if (s.ok()) {
+      restored.push_back(e.request);
+    } else {
+      failures.emplace_back(e.request, s);
+    }
   }
+  if (restored.empty()) return failures;
   const bool oom = IsOutOfMemoryMessage(status.message());
-  if (requests.size() == 1) {
-    spdlog::warn("worker {}: step failed for request {}: {}", device_name_, requests[0]->id(), std::string(status.message()));
-    return {{requests[0], oom ? absl::ResourceExhaustedError(absl::StrCat(
-                                    "out of device memory even running alone on ", device_name_, ": ", status.message()))
-                              : status}};
+  if (restored.size() == 1) {
+    spdlog::warn("worker {}: step failed for request {}: {}", device_name_, restored[0]->id(), std::string(status.message()));
+    failures.emplace_back(restored[0], oom ? absl::ResourceExhaustedError(absl::StrCat(
+                                                 "out of device memory even running alone on ", device_name_, ": ",
+                                                 status.message()))
+                                           : status);
+    return failures;
   }
   int64_t rows = 0;
-  for (const auto& r : requests) rows += r->rows();
+  for (const auto& r : restored) rows += r->rows();
   if (oom) {
     const int64_t lowered = std::max<int64_t>(1, std::min(row_budget_.load(), rows / 2));
     row_budget_.store(lowered);
-    spdlog::warn("worker {}: out of memory at {} rows; retrying in halves and admitting at most {} rows per step",
+    budget_changed_at_ = Clock::now();
+    spdlog::warn("worker {}: out of memory at {} rows; retrying in halves and running at most {} rows per step",
                  device_name_, rows, lowered);
   } else {
     spdlog::warn("worker {}: step of {} requests failed ({}); retrying in halves to isolate the cause", device_name_,
-                 requests.size(), std::string(status.message()));
+                 restored.size(), std::string(status.message()));
   }
-  const size_t half = requests.size() / 2;
-  std::vector<std::shared_ptr<GenerationRequest>> first(requests.begin(), requests.begin() + static_cast<long>(half));
-  std::vector<std::shared_ptr<GenerationRequest>> second(requests.begin() + static_cast<long>(half), requests.end());
-  auto failures = RunStep(first);
-  auto more = RunStep(second);
-  failures.insert(failures.end(), more.begin(), more.end());
+  const size_t half = restored.size() / 2;
+  std::vector<std::shared_ptr<GenerationRequest>> first(restored.begin(), restored.begin() + static_cast<long>(half));
+  std::vector<std::shared_ptr<GenerationRequest>> second(restored.begin() + static_cast<long>(half), restored.end());
+  for (auto* part : {&first, &second}) {
+    auto more = RunStep(*part);
+    failures.insert(failures.end(), more.begin(), more.end());
+  }
   return failures;
 }
 
 void DeviceWorker::Step() {
-  batcher_.Plan();  // sets each group's timestep
-  const std::vector<std::shared_ptr<GenerationRequest>> requests = batcher_.active();
+  // Only what fits the row budget runs; after out-of-memory the others wait with their state.
+  const std::vector<std::shared_ptr<GenerationRequest>> requests = batcher_.Plan(row_budget_.load());
   const Clock::time_point start = Clock::now();
   for (const auto& r : requests) {
     if (r->steps_done == 0) r->first_step_at = start;
   }
-  const int64_t rows = batcher_.active_rows();
+  const int64_t rows = batcher_.planned_rows();
   auto failures = RunStep(requests);
   const double seconds = SecondsSince(start);
   if (observer_) observer_->OnStep(device_name_, rows, static_cast<int64_t>(requests.size()), seconds);
@@ -253,9 +311,15 @@ void DeviceWorker::SendProgress(const std::vector<GenerationRequest*>& requests)
   for (GenerationRequest* r : requests) {
     const int64_t n = r->params().num_images;
     ProgressEvent event;
-    event.grids = grids.narrow(0, offset, n);
+    absl::Status s = CatchTorch("preparing a progress event", [&] {
+      event.grids = grids.narrow(0, offset, n);
+      event.masked_fraction = event.grids.eq(info.codebook_size).to(torch::kFloat32).mean().item<float>();
+    });
     offset += n;
-    event.masked_fraction = event.grids.eq(info.codebook_size).to(torch::kFloat32).mean().item<float>();
+    if (!s.ok()) {
+      spdlog::warn("request {}: no progress event this step: {}", r->id(), std::string(s.message()));
+      continue;
+    }
     event.step = r->steps_done;
     event.total_steps = r->params().steps;
     event.timestep = r->group.timestep;
@@ -270,69 +334,83 @@ void DeviceWorker::SendProgress(const std::vector<GenerationRequest*>& requests)
 }
 
 void DeviceWorker::FinishRequests(std::vector<std::shared_ptr<GenerationRequest>> finished) {
+  for (auto& r : finished) FinishRequest(r);
+}
+
+void DeviceWorker::FinishRequest(const std::shared_ptr<GenerationRequest>& request) {
+  // Each request is decoded on its own: a decoding fault fails only its request, and its images
+  // do not depend on which other requests finished in the same step.
   const pipeline::PipelineInfo& info = pipeline_->info();
   const Clock::time_point start = Clock::now();
-  std::vector<torch::Tensor> grids;
-  for (const auto& r : finished) grids.push_back(r->group.tokens);
-  absl::StatusOr<torch::Tensor> images = absl::InternalError("not decoded");
-  torch::Tensor tokens_cpu;
-  absl::Status status = CatchTorch("collecting final grids", [&] {
-    torch::Tensor all = torch::cat(grids, 0);
-    tokens_cpu = all.to(torch::kCPU);
-    images = pipeline_->Decode(all);
+  torch::Tensor pixels;  // [n, H, W, 3] uint8 on the CPU
+  torch::Tensor tokens;  // [n, grid] on the CPU
+  absl::Status decoded = options_.faults.decode ? options_.faults.decode(*request) : absl::OkStatus();
+  absl::Status status = CatchTorch("decoding the request's images", [&] {
+    if (!decoded.ok()) return;
+    tokens = request->group.tokens.to(torch::kCPU);
+    absl::StatusOr<torch::Tensor> images = pipeline_->Decode(request->group.tokens);
+    if (!images.ok()) {
+      decoded = images.status();
+      return;
+    }
+    pixels = pipeline::ImagesToUint8(*images, info.dtype).to(torch::kCPU);
   });
-  if (!status.ok()) images = status;
-  if (!images.ok()) {
-    for (auto& r : finished) FailRequest(r, images.status(), Outcome::kError);
+  if (status.ok()) status = decoded;
+  request->group = pipeline::SampleGroup{};  // free device memory now
+  request->generator.reset();
+  if (!status.ok()) {
+    FailRequest(request, status, Outcome::kError);
     return;
   }
-  torch::Tensor pixels = pipeline::ImagesToUint8(*images, info.dtype);  // [B, H, W, 3]
   const double decode_seconds = SecondsSince(start);
-  int64_t offset = 0;
-  for (auto& r : finished) {
-    const int64_t n = r->params().num_images;
-    torch::Tensor request_pixels = pixels.narrow(0, offset, n);
-    torch::Tensor request_tokens = tokens_cpu.narrow(0, offset, n);
-    offset += n;
-    r->group = pipeline::SampleGroup{};  // free device memory now
-    r->generator.reset();
-    // PNG encoding and delivery off the device thread.
-    output_pool_->Submit([this, r, request_pixels, request_tokens, decode_seconds, info]() {
-      const Clock::time_point png_start = Clock::now();
-      for (int64_t i = 0; i < request_pixels.size(0); ++i) {
-        torch::Tensor image = request_pixels[i].contiguous();
-        auto png = io::EncodePng(image.data_ptr<uint8_t>(), static_cast<int>(info.image_width),
-                                 static_cast<int>(info.image_height), 3);
-        if (!png.ok()) {
-          FailRequest(r, png.status(), Outcome::kError);
-          return;
-        }
-        ImageEvent event;
-        event.index = i;
-        event.png = std::move(*png);
-        event.width = info.image_width;
-        event.height = info.image_height;
-        event.seed = r->params().seed;
-        event.grid = request_tokens[i].contiguous();
-        event.grid_height = info.grid_height;
-        event.grid_width = info.grid_width;
-        r->Deliver(std::move(event));
-      }
-      r->decode_seconds = decode_seconds + SecondsSince(png_start);
-      if (observer_) observer_->OnDecoded(r->decode_seconds, r->params().num_images);
-      const RequestTimings timings = r->Timings(Clock::now());
-      r->Complete(DoneEvent{timings, r->params().steps}, [&] {
-        spdlog::info(
-            "request {} finished: outcome=ok images={} steps={} queue={:.3f}s encode={:.3f}s denoise={:.3f}s "
-            "decode={:.3f}s total={:.3f}s device={}",
-            r->id(), r->params().num_images, r->params().steps, timings.queue_seconds, timings.encode_seconds,
-            timings.denoise_seconds, timings.decode_seconds, timings.total_seconds, device_name_);
-        if (observer_) {
-          observer_->OnRequestFinished(r->id(), Outcome::kOk, timings, r->params().num_images, absl::OkStatus());
-        }
-      });
-    });
+  // PNG encoding and delivery off the device thread.
+  output_pool_->Submit([this, request, pixels, tokens, decode_seconds] {
+    DeliverImages(request, pixels, tokens, decode_seconds);
+  });
+}
+
+void DeviceWorker::DeliverImages(const std::shared_ptr<GenerationRequest>& request, const torch::Tensor& pixels,
+                                 const torch::Tensor& tokens, double decode_seconds) {
+  const pipeline::PipelineInfo& info = pipeline_->info();
+  const Clock::time_point png_start = Clock::now();
+  std::vector<ImageEvent> events;
+  absl::Status status = CatchTorch("encoding the request's images", [&] {
+    for (int64_t i = 0; i < pixels.size(0); ++i) {
+      torch::Tensor image = pixels[i].contiguous();
+      auto png = io::EncodePng(image.data_ptr<uint8_t>(), static_cast<int>(info.image_width),
+                               static_cast<int>(info.image_height), 3);
+      if (!png.ok()) throw std::runtime_error(std::string(png.status().message()));
+      ImageEvent event;
+      event.index = i;
+      event.png = std::move(*png);
+      event.width = info.image_width;
+      event.height = info.image_height;
+      event.seed = request->params().seed;
+      event.grid = tokens[i].contiguous();
+      event.grid_height = info.grid_height;
+      event.grid_width = info.grid_width;
+      events.push_back(std::move(event));
+    }
+  });
+  if (!status.ok()) {
+    FailRequest(request, status, Outcome::kError);
+    return;
   }
+  for (auto& event : events) request->Deliver(std::move(event));
+  request->decode_seconds = decode_seconds + SecondsSince(png_start);
+  if (observer_) observer_->OnDecoded(request->decode_seconds, request->params().num_images);
+  const RequestTimings timings = request->Timings(Clock::now());
+  request->Complete(DoneEvent{timings, request->params().steps}, [&] {
+    spdlog::info(
+        "request {} finished: outcome=ok images={} steps={} queue={:.3f}s encode={:.3f}s denoise={:.3f}s "
+        "decode={:.3f}s total={:.3f}s device={}",
+        request->id(), request->params().num_images, request->params().steps, timings.queue_seconds,
+        timings.encode_seconds, timings.denoise_seconds, timings.decode_seconds, timings.total_seconds, device_name_);
+    if (observer_) {
+      observer_->OnRequestFinished(request->id(), Outcome::kOk, timings, request->params().num_images,
+                                   absl::OkStatus());
+    }
+  });
 }
 
 }  // namespace vqd::engine

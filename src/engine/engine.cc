@@ -24,6 +24,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const std::string& model_
   if (options.max_batch_rows < 1) return absl::InvalidArgumentError("max batch rows must be at least 1");
   if (options.max_queue < 1) return absl::InvalidArgumentError("max queue must be at least 1");
   if (options.priority_aging < absl::ZeroDuration()) return absl::InvalidArgumentError("priority aging must be >= 0");
+  if (options.budget_recovery_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the row budget's recovery interval must be positive");
+  }
   std::unique_ptr<Engine> engine(new Engine(options, observer));
 
   // One pipeline per device, loaded concurrently (each reads the files itself).
@@ -40,15 +43,19 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const std::string& model_
     }));
   }
   engine->output_pool_ = std::make_unique<ThreadPool>(std::max(1, options.output_threads));
+  engine->load_board_ = std::make_unique<LoadBoard>(loads.size());
   WorkerOptions worker_options;
   worker_options.max_batch_rows = options.max_batch_rows;
-  worker_options.fault_hook = options.fault_hook;
+  worker_options.budget_recovery_interval = options.budget_recovery_interval;
+  worker_options.faults = options.faults;
+  worker_options.load_board = engine->load_board_.get();
   absl::Status first_error;
   std::map<std::string, int> seen;
   for (size_t i = 0; i < loads.size(); ++i) {
     const std::string device = options.devices[i].str();
     const int repeat = seen[device]++;
     worker_options.name = repeat == 0 ? device : absl::StrCat(device, "#", repeat);
+    worker_options.index = static_cast<int>(i);
     auto loaded = loads[i].get();
     if (!loaded.ok()) {
       if (first_error.ok()) first_error = Annotate(loaded.status(), absl::StrCat("device ", options.devices[i].str()));
@@ -70,9 +77,16 @@ absl::Status Engine::Submit(const std::shared_ptr<GenerationRequest>& request) {
         "num_images: ", request->params().num_images, " images", request->params().guided() ? " with guidance" : "",
         " need ", request->rows(), " transformer rows per step; this server runs at most ", options_.max_batch_rows));
   }
+  // Counted from before the push (a worker may answer it at once) until it is answered.
+  unfinished_->fetch_add(1);
+  request->SetFinishHook([unfinished = unfinished_] { unfinished->fetch_sub(1); });
   absl::StatusOr<size_t> position = queue_.Push(request, [&](size_t pos) {
     request->Deliver(QueuedEvent{static_cast<int64_t>(pos)});
   });
+  if (!position.ok()) {  // no other thread saw it; the caller answers it
+    request->SetFinishHook({});
+    unfinished_->fetch_sub(1);
+  }
   return position.status();
 }
 
@@ -102,10 +116,10 @@ void Engine::StopIntake() {
 bool Engine::WaitUntilIdle(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
-    if (queue_.size() == 0 && active_requests() == 0) return true;
+    if (unfinished_->load() == 0) return true;
     absl::SleepFor(absl::Milliseconds(20));
   }
-  return queue_.size() == 0 && active_requests() == 0;
+  return unfinished_->load() == 0;
 }
 
 void Engine::Shutdown(const absl::Status& reason) {

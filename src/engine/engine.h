@@ -3,6 +3,7 @@
 // through each request's EventSink.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "engine/device_worker.h"
 #include "engine/engine_observer.h"
 #include "engine/generation_request.h"
+#include "engine/load_board.h"
 #include "engine/request_queue.h"
 #include "engine/thread_pool.h"
 
@@ -27,7 +29,10 @@ struct EngineOptions {
   size_t max_queue = 256;              // waiting requests
   absl::Duration priority_aging;       // a waiting request gains a priority level per this; 0: strict
   int output_threads = 2;              // PNG encoding and delivery
-  StepFaultHook fault_hook;            // tests only
+  // After out-of-memory lowers a device's row budget, it grows back by an eighth of the maximum
+  // per this much time without another out-of-memory error, busy or idle.
+  absl::Duration budget_recovery_interval = absl::Seconds(30);
+  FaultHooks faults;                   // tests only
 };
 
 class Engine {
@@ -49,7 +54,8 @@ class Engine {
   // Refuses new requests from now on (UNAVAILABLE); accepted ones keep running.
   void StopIntake();
   bool accepting() const { return !queue_.closed(); }
-  // Waits until no request is waiting or running; false on timeout.
+  // Waits until every accepted request has been answered (waiting, having its prompt encoded,
+  // denoising, decoding or being delivered all count); false on timeout.
   bool WaitUntilIdle(absl::Duration timeout);
   // Stops the workers; whatever is still waiting or running is answered with `reason`.
   void Shutdown(const absl::Status& reason);
@@ -59,6 +65,8 @@ class Engine {
   const EngineOptions& options() const { return options_; }
   size_t queue_depth() const { return queue_.size(); }
   int64_t active_requests() const;
+  // Requests accepted and not yet answered, wherever they are.
+  int64_t unfinished_requests() const { return unfinished_->load(); }
   // Direct access to a device's pipeline (benchmarks, tests).
   DeviceWorker& worker(size_t i) { return *workers_.at(i); }
   size_t num_workers() const { return workers_.size(); }
@@ -69,6 +77,9 @@ class Engine {
   EngineOptions options_;
   EngineObserver* observer_;
   RequestQueue queue_;
+  // Shared with the finish hooks of the requests, which may outlive a failed Create.
+  std::shared_ptr<std::atomic<int64_t>> unfinished_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::unique_ptr<LoadBoard> load_board_;
   std::unique_ptr<ThreadPool> output_pool_;
   std::vector<std::unique_ptr<DeviceWorker>> workers_;
   bool shut_down_ = false;

@@ -34,6 +34,7 @@ bool GenerationRequest::Complete(const DoneEvent& done, const std::function<void
   if (!MarkFinished()) return false;
   if (on_finished) on_finished();
   sink_->Deliver(done);
+  if (finish_hook_) finish_hook_();
   return true;
 }
 
@@ -42,6 +43,7 @@ bool GenerationRequest::Fail(const absl::Status& status, Outcome outcome, const 
   if (!MarkFinished()) return false;
   if (on_finished) on_finished();
   sink_->Fail(status, outcome);
+  if (finish_hook_) finish_hook_();
   return true;
 }
 

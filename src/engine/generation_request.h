@@ -42,6 +42,9 @@ class GenerationRequest {
   bool finished() const { return finished_.load(); }
   // The outcome a cancelled request should report: deadline if its deadline passed, else cancelled.
   Outcome CancellationOutcome(Clock::time_point now) const;
+  // Runs once when the request finishes, however it finishes (the engine counts the requests it
+  // accepted and has not answered). Set before the request is visible to other threads.
+  void SetFinishHook(std::function<void()> hook) { finish_hook_ = std::move(hook); }
 
   // Phase timestamps (written by the engine thread that owns the request at the time).
   Clock::time_point accepted_at;
@@ -67,6 +70,7 @@ class GenerationRequest {
   std::optional<Clock::time_point> deadline_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> finished_{false};
+  std::function<void()> finish_hook_;
   std::mutex deliver_mu_;  // keeps events of one request in order across threads
 };
 

@@ -27,24 +27,29 @@ absl::StatusOr<size_t> RequestQueue::Push(std::shared_ptr<GenerationRequest> req
   return position;
 }
 
-std::vector<std::shared_ptr<GenerationRequest>> RequestQueue::PopFitting(
-    int64_t free_rows, std::vector<std::shared_ptr<GenerationRequest>>* dropped) {
-  std::vector<std::shared_ptr<GenerationRequest>> out;
+std::shared_ptr<GenerationRequest> RequestQueue::PopHeadIf(
+    const std::function<bool(const GenerationRequest& head)>& take,
+    std::vector<std::shared_ptr<GenerationRequest>>* dropped) {
+  std::shared_ptr<GenerationRequest> out;
   const Clock::time_point now = Clock::now();
   absl::MutexLock lock(&mu_);
+  bool changed = false;
   for (auto it = entries_.begin(); it != entries_.end();) {
     const auto& request = it->request;
     if (request->cancelled() || request->expired(now) || request->finished()) {
       if (dropped) dropped->push_back(request);
       it = entries_.erase(it);
+      changed = true;
       continue;
     }
-    if (request->rows() > free_rows) break;
-    free_rows -= request->rows();
-    out.push_back(request);
-    it = entries_.erase(it);
+    if (take(*request)) {
+      out = request;
+      entries_.erase(it);
+      changed = true;
+    }
+    break;
   }
-  if (!out.empty() || (dropped && !dropped->empty())) SizeChanged();
+  if (changed) SizeChanged();
   return out;
 }
 
@@ -69,24 +74,26 @@ std::vector<std::shared_ptr<GenerationRequest>> RequestQueue::TakeAll() {
   return out;
 }
 
-void RequestQueue::WaitForWork(absl::Duration timeout) {
+uint64_t RequestQueue::version() const {
   absl::MutexLock lock(&mu_);
-  const uint64_t wakeups = wakeups_;
-  auto ready = [this, wakeups]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !entries_.empty() || wakeups_ != wakeups;
-  };
-  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  return version_;
+}
+
+void RequestQueue::WaitForChange(uint64_t seen, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return version_ != seen; };
+  mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
 }
 
 void RequestQueue::Wake() {
   absl::MutexLock lock(&mu_);
-  ++wakeups_;
+  ++version_;
 }
 
 void RequestQueue::Close() {
   absl::MutexLock lock(&mu_);
   closed_ = true;
-  ++wakeups_;
+  ++version_;
 }
 
 bool RequestQueue::closed() const {

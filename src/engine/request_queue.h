@@ -42,11 +42,11 @@ class RequestQueue {
   absl::StatusOr<size_t> Push(std::shared_ptr<GenerationRequest> request,
                               const std::function<void(size_t position)>& on_accepted = {}) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Removes and returns, in order, the requests at the head whose rows fit in `free_rows` in
-  // total; stops at the first that does not fit (no overtaking, so large requests do not
-  // starve). Cancelled or expired requests met on the way are removed into `dropped`.
-  std::vector<std::shared_ptr<GenerationRequest>> PopFitting(int64_t free_rows,
-                                                             std::vector<std::shared_ptr<GenerationRequest>>* dropped)
+  // Removes and returns the request at the head if `take(head)` says so, else null (no
+  // overtaking, so large requests do not starve). Cancelled or expired requests met on the way
+  // are removed into `dropped`. `take` runs under the queue's lock and must not call back into it.
+  std::shared_ptr<GenerationRequest> PopHeadIf(const std::function<bool(const GenerationRequest& head)>& take,
+                                               std::vector<std::shared_ptr<GenerationRequest>>* dropped)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Removes a waiting request (cancelled by its client); false if it is not in the queue.
@@ -55,8 +55,13 @@ class RequestQueue {
   // Removes every waiting request (shutdown).
   std::vector<std::shared_ptr<GenerationRequest>> TakeAll() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Blocks until the queue has a request, Wake() is called, or `timeout` passes.
-  void WaitForWork(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
+  // Counts every change a waiting worker may care about: a push, a pop, a removal, Wake(), Close().
+  uint64_t version() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Blocks until version() differs from `seen` or `timeout` passes. A worker reads the version
+  // before it looks at the queue, so a push between its look and its wait is never missed, and
+  // a worker that leaves a request waiting (it does not fit, or another device should take it)
+  // sleeps instead of spinning.
+  void WaitForChange(uint64_t seen, absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
   void Wake() ABSL_LOCKS_EXCLUDED(mu_);
 
   // New pushes fail with UNAVAILABLE from now on (draining).
@@ -80,6 +85,7 @@ class RequestQueue {
   double Rank(const GenerationRequest& request) const;
 
   void SizeChanged() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ++version_;
     if (on_size_change_) on_size_change_(entries_.size());
   }
 
@@ -90,7 +96,7 @@ class RequestQueue {
   mutable absl::Mutex mu_;
   std::set<Entry> entries_ ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t wakeups_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 

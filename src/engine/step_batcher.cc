@@ -1,5 +1,7 @@
 #include "engine/step_batcher.h"
 
+#include <algorithm>
+
 #include "pipeline/generate.h"
 
 namespace vqd::engine {
@@ -27,23 +29,48 @@ std::vector<std::shared_ptr<GenerationRequest>> StepBatcher::RemoveStopped(Clock
     }
   }
   active_ = std::move(kept);
+  if (!stopped.empty()) {
+    std::vector<std::shared_ptr<GenerationRequest>> planned;
+    for (auto& r : planned_) {
+      if (std::find(stopped.begin(), stopped.end(), r) == stopped.end()) planned.push_back(std::move(r));
+    }
+    planned_ = std::move(planned);
+  }
   return stopped;
 }
 
-std::vector<pipeline::SampleGroup*> StepBatcher::Plan() {
-  std::vector<pipeline::SampleGroup*> groups;
-  groups.reserve(active_.size());
+const std::vector<std::shared_ptr<GenerationRequest>>& StepBatcher::Plan(int64_t row_budget) {
+  planned_.clear();
+  int64_t rows = 0;
   for (auto& r : active_) {
+    if (!planned_.empty() && rows + r->rows() > row_budget) continue;  // a smaller later one may fit
+    rows += r->rows();
     r->group.timestep = pipeline::TimestepAt(r->params().steps, r->steps_done);
-    groups.push_back(&r->group);
+    planned_.push_back(r);
   }
-  return groups;
+  return planned_;
+}
+
+int64_t StepBatcher::planned_rows() const {
+  int64_t rows = 0;
+  for (const auto& r : planned_) rows += r->rows();
+  return rows;
 }
 
 StepBatcher::StepOutcome StepBatcher::Commit() {
   StepOutcome out;
   std::vector<std::shared_ptr<GenerationRequest>> kept;
+  auto ran = [this](const GenerationRequest* r) {
+    for (const auto& p : planned_) {
+      if (p.get() == r) return true;
+    }
+    return false;
+  };
   for (auto& r : active_) {
+    if (!ran(r.get())) {
+      kept.push_back(std::move(r));
+      continue;
+    }
     ++r->steps_done;
     const RequestParams& p = r->params();
     const bool done = r->steps_done >= p.steps;
@@ -59,11 +86,13 @@ StepBatcher::StepOutcome StepBatcher::Commit() {
     }
   }
   active_ = std::move(kept);
+  planned_.clear();
   return out;
 }
 
 std::vector<std::shared_ptr<GenerationRequest>> StepBatcher::TakeAll() {
   active_rows_ = 0;
+  planned_.clear();
   return std::exchange(active_, {});
 }
 

@@ -1,5 +1,7 @@
 #include "engine/thread_pool.h"
 
+#include <spdlog/spdlog.h>
+
 namespace vqd::engine {
 
 ThreadPool::ThreadPool(int threads) {
@@ -33,7 +35,15 @@ void ThreadPool::Run() {
       task = std::move(tasks_.front());
       tasks_.pop_front();
     }
-    task();
+    // A task's own error boundary answers its request; this one only keeps the thread (and the
+    // process: an exception leaving a thread is std::terminate) alive if a task lacks one.
+    try {
+      task();
+    } catch (const std::exception& e) {
+      spdlog::error("output thread: a task threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("output thread: a task threw a non-standard exception");
+    }
   }
 }
 

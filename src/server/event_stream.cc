@@ -2,6 +2,9 @@
 
 #include <variant>
 
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
 namespace vqd::server {
 namespace v1 = vqdiffusion::v1;
 
@@ -70,14 +73,66 @@ void EventStream::Deliver(engine::RequestEvent event) {
   const bool done = std::holds_alternative<engine::DoneEvent>(event);
   v1::GenerateEvent message = ToProto(event, request_id_);
   Action action;
+  bool cancel = false;
   {
     absl::MutexLock lock(&mu_);
     if (final_status_) return;
-    Enqueue(std::move(message));
-    if (done) final_status_ = grpc::Status::OK;
-    action = Pump();
+    const int64_t waiting = pending_bytes_ + in_flight_bytes_;
+    const int64_t bytes = static_cast<int64_t>(message.ByteSizeLong());
+    if (!Enqueue(std::move(message))) {
+      MarkServerCancelled("buffer_full", absl::StrCat("the client is not reading its stream: ", waiting,
+                                                      " bytes are waiting and ", bytes, " more would exceed the limit of ",
+                                                      max_pending_bytes_));
+      cancel = true;
+      action = Pump();  // finishes at once if no write is waiting for the client
+    } else {
+      if (done) final_status_ = grpc::Status::OK;
+      action = Pump();
+    }
   }
   Run(action);
+  if (cancel) CancelCall();
+}
+
+void EventStream::MarkServerCancelled(const std::string& reason, const std::string& message) {
+  spdlog::warn("request {}: {}; cancelling the call", request_id_, message);
+  cancel_reason_ = reason;
+  final_status_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, message);
+  pending_.clear();
+  pending_bytes_ = 0;
+  if (on_server_cancel_) on_server_cancel_(reason);
+}
+
+void EventStream::CancelCall() {
+  // TryCancel ends the stalled write (OnWriteDone(false)), which lets Finish run, and makes gRPC
+  // call OnCancel, which cancels the request in the engine.
+  std::lock_guard<std::recursive_mutex> lock(context_mu_);
+  if (context_ != nullptr) context_->TryCancel();
+}
+
+std::optional<int64_t> EventStream::CancelIfStalled(std::chrono::steady_clock::time_point now,
+                                                    absl::Duration timeout) {
+  int64_t waiting = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!writing_ || detached_ || cancel_reason_) return std::nullopt;
+    if (now - write_started_ < absl::ToChronoNanoseconds(timeout)) return std::nullopt;
+    waiting = pending_bytes_ + in_flight_bytes_;
+    MarkServerCancelled("stalled", absl::StrCat("the client accepted no data for ", absl::FormatDuration(timeout),
+                                                " (", waiting, " bytes waiting)"));
+  }
+  CancelCall();
+  return waiting;
+}
+
+bool EventStream::detached() const {
+  absl::MutexLock lock(&mu_);
+  return detached_;
+}
+
+std::optional<std::string> EventStream::cancel_reason() const {
+  absl::MutexLock lock(&mu_);
+  return cancel_reason_;
 }
 
 void EventStream::Fail(const absl::Status& status, engine::Outcome) {
@@ -88,8 +143,11 @@ void EventStream::Fail(const absl::Status& status, engine::Outcome) {
     final_status_ = ToGrpcStatus(status);
     // A failed request's pending progress is of no use to the client; images already made are.
     std::deque<v1::GenerateEvent> kept;
+    pending_bytes_ = 0;
     for (auto& e : pending_) {
-      if (!e.has_progress()) kept.push_back(std::move(e));
+      if (e.has_progress()) continue;
+      pending_bytes_ += static_cast<int64_t>(e.ByteSizeLong());
+      kept.push_back(std::move(e));
     }
     pending_ = std::move(kept);
     action = Pump();
@@ -97,13 +155,19 @@ void EventStream::Fail(const absl::Status& status, engine::Outcome) {
   Run(action);
 }
 
-void EventStream::Enqueue(v1::GenerateEvent event) {
+bool EventStream::Enqueue(v1::GenerateEvent event) {
+  const int64_t bytes = static_cast<int64_t>(event.ByteSizeLong());
   // Coalesce: a progress event waiting behind a slow client is replaced by the newer one.
-  if (event.has_progress() && !pending_.empty() && pending_.back().has_progress()) {
+  const bool replaces = event.has_progress() && !pending_.empty() && pending_.back().has_progress();
+  const int64_t replaced = replaces ? static_cast<int64_t>(pending_.back().ByteSizeLong()) : 0;
+  if (pending_bytes_ - replaced + bytes + in_flight_bytes_ > max_pending_bytes_) return false;
+  pending_bytes_ += bytes - replaced;
+  if (replaces) {
     pending_.back() = std::move(event);
-    return;
+  } else {
+    pending_.push_back(std::move(event));
   }
-  pending_.push_back(std::move(event));
+  return true;
 }
 
 EventStream::Action EventStream::Pump() {
@@ -112,6 +176,9 @@ EventStream::Action EventStream::Pump() {
   if (!pending_.empty()) {
     in_flight_ = std::move(pending_.front());
     pending_.pop_front();
+    in_flight_bytes_ = static_cast<int64_t>(in_flight_.ByteSizeLong());
+    pending_bytes_ -= in_flight_bytes_;
+    write_started_ = std::chrono::steady_clock::now();
     writing_ = true;
     action.reactor = reactor_;
     action.write = &in_flight_;  // untouched until OnWriteDone clears writing_
@@ -134,7 +201,11 @@ void EventStream::Run(const Action& action) {
   }
 }
 
-void EventStream::Attach(GenerateReactor* reactor) {
+void EventStream::Attach(GenerateReactor* reactor, grpc::CallbackServerContext* context) {
+  {
+    std::lock_guard<std::recursive_mutex> lock(context_mu_);
+    context_ = context;
+  }
   Action action;
   {
     absl::MutexLock lock(&mu_);
@@ -149,9 +220,11 @@ void EventStream::OnWriteDone(bool ok) {
   {
     absl::MutexLock lock(&mu_);
     writing_ = false;
+    in_flight_bytes_ = 0;
     if (!ok) {
       // The client is gone; gRPC also reports it through OnCancel, which cancels the request.
       pending_.clear();
+      pending_bytes_ = 0;
       if (!final_status_) final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
     }
     action = Pump();
@@ -160,9 +233,15 @@ void EventStream::OnWriteDone(bool ok) {
 }
 
 void EventStream::Detach() {
+  {
+    std::lock_guard<std::recursive_mutex> lock(context_mu_);
+    context_ = nullptr;
+  }
   absl::MutexLock lock(&mu_);
   reactor_ = nullptr;
+  detached_ = true;
   pending_.clear();
+  pending_bytes_ = 0;
   if (!final_status_) final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the call ended");
 }
 
@@ -173,6 +252,7 @@ void EventStream::FinishNow(const grpc::Status& status) {
     if (final_status_) return;
     final_status_ = status;
     pending_.clear();
+    pending_bytes_ = 0;
     action = Pump();
   }
   Run(action);

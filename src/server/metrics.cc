@@ -87,6 +87,10 @@ ServiceMetrics::ServiceMetrics()
                  .Name("vqd_steps_total")
                  .Help("Denoising steps run (each over a whole batch)")
                  .Register(*registry_)),
+      streams_cancelled_(prometheus::BuildCounter()
+                             .Name("vqd_streams_cancelled_total")
+                             .Help("Calls the server cancelled because their client stopped reading, by reason")
+                             .Register(*registry_)),
       model_load_(prometheus::BuildGauge()
                       .Name("vqd_model_load_seconds")
                       .Help("Time it took to load the model on all devices at start-up")
@@ -106,6 +110,11 @@ ServiceMetrics::ServiceMetrics()
   decode_.Add({}, kShortBuckets);
   queue_depth_.Add({}).Set(0);
   images_.Add({});
+  for (const char* reason : {"stalled", "buffer_full"}) streams_cancelled_.Add({{"reason", reason}});
+}
+
+void ServiceMetrics::OnStreamCancelled(const std::string& reason) {
+  streams_cancelled_.Add({{"reason", reason}}).Increment();
 }
 
 ServiceMetrics::~ServiceMetrics() {

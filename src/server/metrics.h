@@ -36,6 +36,9 @@ class ServiceMetrics : public engine::EngineObserver {
 
   // A request that never reached the engine (invalid or rejected).
   void OnRequestRefused(engine::Outcome outcome);
+  // The server cancelled a call whose client stopped reading: `reason` is "stalled" (no write
+  // accepted for the stalled-stream timeout) or "buffer_full" (too many bytes pending).
+  void OnStreamCancelled(const std::string& reason);
 
   // EngineObserver.
   void OnStep(const std::string& device, int64_t rows, int64_t requests, double seconds) override;
@@ -69,6 +72,7 @@ class ServiceMetrics : public engine::EngineObserver {
   prometheus::Family<prometheus::Gauge>& gpu_reserved_;
   prometheus::Family<prometheus::Counter>& images_;
   prometheus::Family<prometheus::Counter>& steps_;
+  prometheus::Family<prometheus::Counter>& streams_cancelled_;
   prometheus::Family<prometheus::Gauge>& model_load_;
   prometheus::Family<prometheus::Gauge>& build_info_;
 

@@ -42,7 +42,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const S
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerConfig& config,
-                                                           engine::StepFaultHook fault_hook) {
+                                                           engine::FaultHooks faults) {
   std::unique_ptr<ServerApp> app(new ServerApp());
   app->config_ = config;
   if (app->config_.model_dir.empty()) {
@@ -64,7 +64,8 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerConfig& 
   engine_options.max_batch_rows = c.max_batch_rows;
   engine_options.max_queue = c.max_queue;
   engine_options.priority_aging = c.priority_aging;
-  engine_options.fault_hook = std::move(fault_hook);
+  engine_options.budget_recovery_interval = c.budget_recovery_interval;
+  engine_options.faults = std::move(faults);
   const auto load_start = std::chrono::steady_clock::now();
   VQD_ASSIGN_OR_RETURN(app->engine_, engine::Engine::Create(c.model_dir, engine_options, app->metrics_.get()));
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
@@ -73,7 +74,8 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerConfig& 
   app->metrics_->SetBuildInfo(info.model_name, DtypeName(info.dtype));
   app->metrics_->WatchDevices(engine_options.devices);
 
-  app->service_ = std::make_unique<VqDiffusionService>(app->engine_.get(), app->metrics_.get(), c.limits, c.auth_token);
+  app->service_ = std::make_unique<VqDiffusionService>(app->engine_.get(), app->metrics_.get(), c.limits, c.auth_token,
+                                                       c.streams);
   grpc::EnableDefaultHealthCheckService(true);
   // The reflection service cannot check bearer tokens, so it is only offered without them.
   const bool reflection = c.reflection && c.auth_token.empty();
@@ -118,8 +120,9 @@ ServerApp::~ServerApp() {
 bool ServerApp::Drain(absl::Duration grace) {
   if (drained_) return true;
   drained_ = true;
-  spdlog::info("draining: refusing new requests; {} waiting and {} running get up to {}s to finish",
-               engine_->queue_depth(), engine_->active_requests(), absl::ToDoubleSeconds(grace));
+  spdlog::info("draining: refusing new requests; {} accepted ({} waiting, {} denoising) get up to {}s to finish",
+               engine_->unfinished_requests(), engine_->queue_depth(), engine_->active_requests(),
+               absl::ToDoubleSeconds(grace));
   auto* health = server_->GetHealthCheckService();
   health->SetServingStatus("", false);
   health->SetServingStatus(kServiceName, false);
@@ -127,8 +130,8 @@ bool ServerApp::Drain(absl::Duration grace) {
   engine_->StopIntake();
   const bool idle = engine_->WaitUntilIdle(grace);
   if (!idle) {
-    spdlog::warn("grace period over: failing {} waiting and {} running requests", engine_->queue_depth(),
-                 engine_->active_requests());
+    spdlog::warn("grace period over: failing {} unanswered requests ({} waiting, {} denoising)",
+                 engine_->unfinished_requests(), engine_->queue_depth(), engine_->active_requests());
   }
   engine_->Shutdown(absl::UnavailableError("the server is shutting down"));
   // Every call has its final status now; give their last writes a moment to reach the clients.

@@ -18,9 +18,11 @@ namespace vqd::server {
 
 class ServerApp {
  public:
-  // Loads the model and starts serving. `fault_hook` is for tests only.
-  static absl::StatusOr<std::unique_ptr<ServerApp>> Start(const ServerConfig& config,
-                                                          engine::StepFaultHook fault_hook = {});
+  // Loads the model and starts serving. The fault hooks are for tests only.
+  static absl::StatusOr<std::unique_ptr<ServerApp>> Start(const ServerConfig& config, engine::FaultHooks faults = {});
+  static absl::StatusOr<std::unique_ptr<ServerApp>> Start(const ServerConfig& config, engine::StepFaultHook step) {
+    return Start(config, engine::FaultHooks{std::move(step), {}});
+  }
   ~ServerApp();
 
   int grpc_port() const { return grpc_port_; }

@@ -11,6 +11,12 @@
 
 namespace vqd::server {
 
+// What one Generate stream may hold for a client that does not read it.
+struct StreamLimits {
+  int64_t max_pending_bytes = 64 << 20;           // events waiting to be written; beyond it the call is cancelled
+  absl::Duration stalled_timeout = absl::Seconds(60);  // a write not accepted for this long cancels the call
+};
+
 // Request limits the service enforces (and reports in GetModelInfo).
 struct ServiceLimits {
   int64_t max_images = 16;
@@ -31,7 +37,9 @@ struct ServerConfig {
   int64_t max_batch_rows = 64;
   size_t max_queue = 256;
   absl::Duration priority_aging;  // 0: strict priorities
+  absl::Duration budget_recovery_interval = absl::Seconds(30);  // see EngineOptions
   ServiceLimits limits;
+  StreamLimits streams;
   absl::Duration grace_period = absl::Seconds(30);
   int64_t max_message_bytes = 16 << 20;  // largest request the server accepts
   // Security (all optional).

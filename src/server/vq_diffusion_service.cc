@@ -28,8 +28,13 @@ engine::Outcome RefusalOutcome(const absl::Status& status) {
 }  // namespace
 
 VqDiffusionService::VqDiffusionService(engine::Engine* engine, ServiceMetrics* metrics, ServiceLimits limits,
-                                       std::string auth_token)
-    : engine_(engine), metrics_(metrics), limits_(limits), auth_token_(std::move(auth_token)) {}
+                                       std::string auth_token, StreamLimits stream_limits)
+    : engine_(engine),
+      metrics_(metrics),
+      limits_(limits),
+      auth_token_(std::move(auth_token)),
+      stream_limits_(stream_limits),
+      watchdog_(stream_limits.stalled_timeout) {}
 
 grpc::ServerWriteReactor<v1::GenerateEvent>* VqDiffusionService::Generate(grpc::CallbackServerContext* context,
                                                                            const v1::GenerateRequest* request) {
@@ -44,7 +49,7 @@ grpc::ServerWriteReactor<v1::GenerateEvent>* VqDiffusionService::Generate(grpc::
   }
   // An id that failed validation is not echoed into the logs.
   const std::string request_id = params.ok() ? params->request_id : "-";
-  auto stream = std::make_shared<EventStream>(request_id);
+  auto stream = std::make_shared<EventStream>(request_id, stream_limits_.max_pending_bytes);
   if (!status.ok()) {
     const engine::Outcome outcome = status.code() == absl::StatusCode::kUnauthenticated ? engine::Outcome::kRejected
                                                                                           : RefusalOutcome(status);
@@ -61,7 +66,11 @@ grpc::ServerWriteReactor<v1::GenerateEvent>* VqDiffusionService::Generate(grpc::
   auto generation = std::make_shared<engine::GenerationRequest>(std::move(*params), stream, EngineDeadline(*context));
   engine::Engine* engine = engine_;
   auto* reactor = new GenerateReactor(stream, [engine, generation] { engine->Cancel(generation); });
-  stream->Attach(reactor);
+  if (metrics_) stream->SetOnServerCancel([metrics = metrics_](const std::string& reason) {
+    metrics->OnStreamCancelled(reason);
+  });
+  stream->Attach(reactor, context);
+  watchdog_.Watch(stream);
   status = engine_->Submit(generation);
   if (!status.ok()) {
     const engine::Outcome outcome = RefusalOutcome(status);

@@ -9,13 +9,15 @@
 #include "engine/engine.h"
 #include "server/metrics.h"
 #include "server/server_config.h"
+#include "server/stream_watchdog.h"
 #include "vqdiffusion/v1/vqdiffusion.grpc.pb.h"
 
 namespace vqd::server {
 
 class VqDiffusionService final : public vqdiffusion::v1::VqDiffusion::CallbackService {
  public:
-  VqDiffusionService(engine::Engine* engine, ServiceMetrics* metrics, ServiceLimits limits, std::string auth_token);
+  VqDiffusionService(engine::Engine* engine, ServiceMetrics* metrics, ServiceLimits limits, std::string auth_token,
+                     StreamLimits stream_limits = {});
 
   grpc::ServerWriteReactor<vqdiffusion::v1::GenerateEvent>* Generate(
       grpc::CallbackServerContext* context, const vqdiffusion::v1::GenerateRequest* request) override;
@@ -33,6 +35,8 @@ class VqDiffusionService final : public vqdiffusion::v1::VqDiffusion::CallbackSe
   ServiceMetrics* metrics_;
   const ServiceLimits limits_;
   const std::string auth_token_;
+  const StreamLimits stream_limits_;
+  StreamWatchdog watchdog_;
   std::atomic<bool> draining_{false};
 };
 

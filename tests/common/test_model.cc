@@ -24,16 +24,31 @@ const std::string& TestScratchDir() {
   return dir;
 }
 
+namespace {
+
+std::string MakeModel(const std::string& name, pipeline::ModelPreset preset) {
+  const std::string dir = (std::filesystem::path(TestScratchDir()) / name).string();
+  pipeline::MakeModelOptions options;
+  options.preset = preset;
+  options.seed = 1;
+  absl::Status status = pipeline::MakeRandomModel(dir, options);
+  if (!status.ok()) throw std::runtime_error(std::string(status.message()));
+  return dir;
+}
+
+}  // namespace
+
 const std::string& TinyRandomModelDir() {
   static std::string dir;
   static std::once_flag flag;
-  std::call_once(flag, [] {
-    dir = (std::filesystem::path(TestScratchDir()) / "tiny").string();
-    pipeline::MakeModelOptions options;
-    options.seed = 1;
-    absl::Status status = pipeline::MakeRandomModel(dir, options);
-    if (!status.ok()) throw std::runtime_error(std::string(status.message()));
-  });
+  std::call_once(flag, [] { dir = MakeModel("tiny", pipeline::ModelPreset::kTiny); });
+  return dir;
+}
+
+const std::string& SmallRandomModelDir() {
+  static std::string dir;
+  static std::once_flag flag;
+  std::call_once(flag, [] { dir = MakeModel("small", pipeline::ModelPreset::kSmall); });
   return dir;
 }
 

@@ -12,5 +12,8 @@ const std::string& TestScratchDir();
 
 // Path of the tiny random model directory (created on first use).
 const std::string& TinyRandomModelDir();
+// The small preset (64x64 images from a 16x16 grid, 1024 codes), for tests that need larger
+// messages than the tiny model's (created on first use).
+const std::string& SmallRandomModelDir();
 
 }  // namespace vqd::testing

@@ -2,6 +2,7 @@
 // project's tiny random model, exercised over gRPC like a client would.
 #include <atomic>
 #include <cmath>
+#include <map>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -358,6 +359,27 @@ TEST(ServerIntegrationTest, TwoWorkersShareTheQueue) {
   const std::string metrics = ScrapeMetrics(app->metrics_port());
   EXPECT_GT(MetricValue(metrics, "vqd_steps_total{device=\"cpu\"}"), 0);
   EXPECT_GT(MetricValue(metrics, "vqd_steps_total{device=\"cpu#1\"}"), 0);
+}
+
+TEST(ServerIntegrationTest, NewWorkGoesToTheLeastLoadedWorker) {
+  // Each worker could take all eight requests at once (8 rows); balanced, each takes four.
+  ServerConfig config = TestConfig();
+  config.devices = {torch::kCPU, torch::kCPU};
+  config.max_batch_rows = 8;
+  auto app = StartServer(config, SlowSteps(5));
+  ASSERT_TRUE(app);
+  auto stub = MakeStub(app->grpc_port());
+  std::vector<v1::GenerateRequest> requests;
+  for (int i = 0; i < 8; ++i) requests.push_back(MakeRequest("balanced " + std::to_string(i), 40, 1, 1.0f, 1.0f, i));
+  std::map<std::string, int> started_on;
+  for (const StreamResult& r : testing::RunConcurrently(*stub, requests)) {
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    for (const auto& e : r.events) {
+      if (e.has_started()) ++started_on[e.started().device()];
+    }
+  }
+  EXPECT_GE(started_on["cpu"], 3) << "cpu: " << started_on["cpu"] << ", cpu#1: " << started_on["cpu#1"];
+  EXPECT_GE(started_on["cpu#1"], 3) << "cpu: " << started_on["cpu"] << ", cpu#1: " << started_on["cpu#1"];
 }
 
 }  // namespace
