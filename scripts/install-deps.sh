@@ -19,7 +19,9 @@ packages=(
 )
 extras=(
   prometheus yamllint python3-grpcio python3-grpc-tools python3-yaml openssl
-  clang libclang-rt-14-dev llvm
+  # libFuzzer and the sanitizer runtimes of the default clang (14 on Debian 12, 18 on Ubuntu
+  # 24.04): libclang-rt-dev follows clang's version, a pinned libclang-rt-14-dev would not.
+  clang libclang-rt-dev llvm
 )
 if [[ "${1:-}" == "--extras" ]]; then
   packages+=("${extras[@]}")

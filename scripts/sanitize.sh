@@ -3,7 +3,7 @@
 # runs them; CI runs it after the normal test suite. With clang the build also carries libFuzzer's
 # coverage instrumentation, so scripts/run-fuzzers.sh can reuse it:
 #   scripts/sanitize.sh && BUILD_DIR=build-sanitize scripts/run-fuzzers.sh 30
-# Without clang it builds with gcc's sanitizers instead (and the fuzzers are skipped).
+# Without clang it builds with gcc's sanitizers instead (and scripts/run-fuzzers.sh then fails: CI needs clang).
 # libtorch, gRPC and the other Debian libraries are not instrumented; the project's code is.
 # Environment: BUILD_DIR (default build-sanitize), JOBS (default: all cores).
 set -euo pipefail
