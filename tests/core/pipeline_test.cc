@@ -42,13 +42,18 @@ class PipelineTest : public ::testing::Test {
 };
 VqDiffusionPipeline* PipelineTest::pipe_ = nullptr;
 
-void ExpectValidImages(const GenerateResult& r, int64_t n, const PipelineInfo& info) {
+// The images are the decode of the returned tokens: compared with the VQ-VAE run directly on
+// them (codebook lookup, decoder, [-1, 1] -> [0, 1]), not only checked to be finite.
+void ExpectValidImages(VqDiffusionPipeline& pipe, const GenerateResult& r, int64_t n) {
+  const PipelineInfo& info = pipe.info();
   ASSERT_EQ(r.images.sizes(), (std::vector<int64_t>{n, info.image_height, info.image_width, 3}));
-  EXPECT_TRUE(r.images.isfinite().all().item<bool>());
-  EXPECT_GE(r.images.min().item<float>(), 0.0f);
-  EXPECT_LE(r.images.max().item<float>(), 1.0f);
-  EXPECT_GE(r.tokens.min().item<int64_t>(), 0);
-  EXPECT_LT(r.tokens.max().item<int64_t>(), info.codebook_size);  // nothing left masked
+  ASSERT_GE(r.tokens.min().item<int64_t>(), 0);
+  ASSERT_LT(r.tokens.max().item<int64_t>(), info.codebook_size);  // nothing left masked
+  torch::InferenceMode inference;
+  const torch::Tensor z = pipe.vqvae()->Lookup(r.tokens, info.grid_height, info.grid_width);
+  const torch::Tensor expected = (pipe.vqvae()->Decode(z) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1});
+  EXPECT_TRUE(torch::allclose(r.images, expected, 1e-5, 1e-5))
+      << "images differ from the decode of their tokens by " << (r.images - expected).abs().max().item<float>();
 }
 
 TEST_F(PipelineTest, EmptyPromptIsBosEosAndPadding) {
@@ -61,7 +66,7 @@ TEST_F(PipelineTest, EmptyPromptIsBosEosAndPadding) {
   for (size_t i = 2; i < ids.size(); ++i) EXPECT_EQ(ids[i], pipe_->tokenizer().pad_id());
   GenerateParams p;
   p.steps = 5;
-  ExpectValidImages(Run(p), 1, pipe_->info());
+  ExpectValidImages(*pipe_, Run(p), 1);
 }
 
 TEST_F(PipelineTest, LongPromptIsCutTo77IdsEndingWithEos) {
@@ -77,7 +82,7 @@ TEST_F(PipelineTest, LongPromptIsCutTo77IdsEndingWithEos) {
   GenerateParams p;
   p.prompt = prompt;
   p.steps = 3;
-  ExpectValidImages(Run(p), 1, pipe_->info());
+  ExpectValidImages(*pipe_, Run(p), 1);
 }
 
 TEST_F(PipelineTest, TruncationRatesAndNoGuidanceProduceValidImages) {
@@ -89,7 +94,7 @@ TEST_F(PipelineTest, TruncationRatesAndNoGuidanceProduceValidImages) {
       p.truncation_rate = rate;
       p.guidance_scale = guidance;
       p.num_images = 2;
-      ExpectValidImages(Run(p), 2, pipe_->info());
+      ExpectValidImages(*pipe_, Run(p), 2);
     }
   }
 }
@@ -108,9 +113,9 @@ TEST_F(PipelineTest, OneStepAndAllStepsOfTheSchedule) {
   GenerateParams p;
   p.prompt = "a bowl of fruit";
   p.steps = 1;
-  ExpectValidImages(Run(p), 1, pipe_->info());
+  ExpectValidImages(*pipe_, Run(p), 1);
   p.steps = pipe_->info().num_train_timesteps;  // 100
-  ExpectValidImages(Run(p), 1, pipe_->info());
+  ExpectValidImages(*pipe_, Run(p), 1);
 }
 
 TEST_F(PipelineTest, MoreStepsThanTheScheduleIsAClearError) {
@@ -205,16 +210,45 @@ TEST_F(PipelineTest, DecodeRejectsMaskedTokensAndWrongShapes) {
   EXPECT_EQ(pipe_->Decode(torch::zeros({1, 3}, torch::kInt64)).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(PipelineTest, EncodeImageRoundTripsThroughTheCodebook) {
+// The nearest codebook entry of each latent position, in float64 by brute force: an independent
+// computation of what the quantizer should return (first index on ties, as torch.argmin).
+torch::Tensor NearestCodes(const torch::Tensor& latents, const torch::Tensor& codebook) {
+  const torch::Tensor z = latents.to(torch::kFloat64).flatten(2).transpose(1, 2);           // [B, N, D]
+  const torch::Tensor e = codebook.to(torch::kFloat64);                                      // [K, D]
+  const torch::Tensor d = (z.unsqueeze(2) - e.unsqueeze(0).unsqueeze(0)).pow(2).sum(-1);    // [B, N, K]
+  return d.argmin(-1);
+}
+
+TEST_F(PipelineTest, TokensRoundTripThroughTheCodebook) {
+  // tokens -> codebook vectors -> nearest code gives the tokens back: the quantizer inverts the
+  // lookup exactly.
+  torch::InferenceMode inference;
+  const PipelineInfo& info = pipe_->info();
+  const torch::Tensor tokens = torch::randint(0, info.codebook_size, {3, info.num_latent_pixels},
+                                              torch::TensorOptions().dtype(torch::kInt64));
+  const torch::Tensor z = pipe_->vqvae()->Lookup(tokens, info.grid_height, info.grid_width);
+  const torch::Tensor back = pipe_->vqvae()->quantize->Encode(z);
+  ASSERT_EQ(back.sizes(), tokens.sizes());
+  EXPECT_EQ(back.ne(tokens).sum().item<int64_t>(), 0) << "tokens changed by lookup + quantize";
+}
+
+TEST_F(PipelineTest, EncodeImageGivesTheNearestCodesOfTheEncoderLatents) {
+  // A random VQ-VAE's encoder does not invert its decoder, so encode(decode(tokens)) is not the
+  // tokens here; the encoded tokens are compared, exactly, with the nearest codebook entries of
+  // the encoder's latents computed independently (images in [0, 1] -> [-1, 1], NHWC -> NCHW).
   GenerateParams p;
   p.prompt = "a house";
   p.steps = 4;
+  p.num_images = 2;
   GenerateResult r = Run(p);
   auto tokens = pipe_->EncodeImage(r.images);
   ASSERT_TRUE(tokens.ok()) << tokens.status();
-  EXPECT_EQ(tokens->sizes(), r.tokens.sizes());
-  EXPECT_GE(tokens->min().item<int64_t>(), 0);
-  EXPECT_LT(tokens->max().item<int64_t>(), pipe_->info().codebook_size);
+  ASSERT_EQ(tokens->sizes(), r.tokens.sizes());
+  torch::InferenceMode inference;
+  const torch::Tensor latents = pipe_->vqvae()->EncodeLatents(r.images.permute({0, 3, 1, 2}) * 2 - 1);
+  const torch::Tensor expected = NearestCodes(latents, pipe_->vqvae()->quantize->embedding->weight);
+  EXPECT_EQ(tokens->ne(expected).sum().item<int64_t>(), 0)
+      << "encoded tokens differ from the nearest codes: " << *tokens << " vs " << expected;
 }
 
 TEST_F(PipelineTest, WrongShapeWeightsNameTheTensorAndShapes) {
