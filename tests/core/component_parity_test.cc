@@ -87,5 +87,15 @@ TEST_F(ComponentParityTest, VqvaeEncodeAndQuantize) {
   EXPECT_TRUE(torch::equal(indices, Golden("vqvae.encoded_indices")));
 }
 
+TEST_F(ComponentParityTest, EncodeImageGivesDiffusersTokens) {
+  // The public path (images NHWC in [0, 1]) on diffusers' encoder input: the same tokens.
+  const torch::Tensor images = (Golden("vqvae.encode_input") / 2 + 0.5).permute({0, 2, 3, 1}).contiguous();
+  auto tokens = pipeline_->EncodeImage(images);
+  ASSERT_TRUE(tokens.ok()) << tokens.status();
+  const torch::Tensor& expected = Golden("vqvae.encoded_indices");
+  ASSERT_EQ(tokens->sizes(), expected.sizes());
+  EXPECT_EQ(tokens->ne(expected).sum().item<int64_t>(), 0) << *tokens << " vs diffusers' " << expected;
+}
+
 }  // namespace
 }  // namespace vqd
