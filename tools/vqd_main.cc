@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,7 +61,9 @@ commands:
       Writes a model directory with random weights in the diffusers layout: tiny (tests, 32x32
       images), small (CPU benchmarks, 64x64) or ithq (the real ITHQ shapes, GPU benchmarks).
   inspect DIR
-      Lists the components of a model directory: configs, weights files, parameter counts, dtypes.
+      Checks the model directory as the server's loader does (configs, every weights variant
+      present, tensor names and shapes; exits 1 naming the file and field when it is broken), then
+      lists its components: configs, weights files, parameter counts, dtypes.
 )";
 
 int UsageError(const std::string& message) {
@@ -190,10 +193,45 @@ absl::Status RunConvertOfficial(const CliArgs& args) {
   return absl::OkStatus();
 }
 
+// Whether any component folder holds *.fp16.* weights (the variant a float16 server loads).
+bool HasFp16Variant(const vqd::pipeline::ModelDirectory& dir) {
+  for (const auto& component : fs::directory_iterator(dir.root())) {
+    if (!component.is_directory()) continue;
+    for (const auto& entry : fs::directory_iterator(component.path())) {
+      if (absl::StrContains(entry.path().filename().string(), ".fp16.")) return true;
+    }
+  }
+  return false;
+}
+
+// Loads the directory exactly as the server does (the pipeline's own config checks, weights-file
+// lookup and tensor name/shape checks), on the CPU in float32, once per weights variant present,
+// so that inspect never calls a directory good that the server would refuse.
+absl::Status ValidateAsTheLoaderDoes(const vqd::pipeline::ModelDirectory& dir) {
+  std::vector<std::string> variants = {""};
+  if (HasFp16Variant(dir)) variants.push_back("fp16");
+  for (const std::string& variant : variants) {
+    vqd::pipeline::PipelineOptions options;
+    options.device = torch::kCPU;
+    options.dtype = torch::kFloat32;
+    options.variant = variant;
+    options.fused = false;
+    absl::StatusOr<std::unique_ptr<vqd::pipeline::VqDiffusionPipeline>> loaded =
+        vqd::pipeline::VqDiffusionPipeline::Load(dir.root(), options);
+    if (!loaded.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("model directory ", dir.root(), " is broken (",
+                                                        variant.empty() ? "full-precision" : "fp16",
+                                                        " weights): ", loaded.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunInspect(const CliArgs& args) {
   if (args.positional().size() != 1) return absl::InvalidArgumentError("inspect takes exactly one DIR argument");
   const std::string root = args.positional()[0];
   VQD_ASSIGN_OR_RETURN(vqd::pipeline::ModelDirectory dir, vqd::pipeline::ModelDirectory::Open(root));
+  VQD_RETURN_IF_ERROR(ValidateAsTheLoaderDoes(dir));
   std::printf("model directory %s\n", root.c_str());
   std::printf("learned null embeddings: %s\n", dir.has_learned_embeddings() ? "yes" : "no (guidance falls back to the empty prompt)");
   int64_t total = 0;

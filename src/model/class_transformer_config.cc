@@ -1,5 +1,7 @@
 #include "model/class_transformer_config.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 
@@ -28,10 +30,18 @@ absl::StatusOr<ClassTransformerConfig> ClassTransformerConfig::FromJson(const io
   auto bad = [&](const char* key, const std::string& why) {
     return absl::InvalidArgumentError(absl::StrCat(json.path(), ": \"", key, "\" ", why));
   };
-  if (c.num_layers <= 0 || c.num_attention_heads <= 0 || c.attention_head_dim <= 0 || c.num_vector_embeds < 2 ||
-      c.pos_embed_height <= 0 || c.pos_embed_width <= 0 || c.latent_height <= 0 || c.latent_width <= 0 ||
-      c.num_embeds_ada_norm <= 0 || c.num_embeds_class <= 0 || c.ff_mult <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(json.path(), ": sizes must be positive"));
+  // Each size named with its value, so that a broken config says which field to fix.
+  const std::pair<const char*, std::pair<int64_t, int64_t>> sizes[] = {
+      {"num_layers", {c.num_layers, 1}},           {"num_attention_heads", {c.num_attention_heads, 1}},
+      {"attention_head_dim", {c.attention_head_dim, 1}}, {"num_vector_embeds", {c.num_vector_embeds, 2}},
+      {"pos_embed_height", {c.pos_embed_height, 1}}, {"pos_embed_width", {c.pos_embed_width, 1}},
+      {"latent_height", {c.latent_height, 1}},     {"latent_width", {c.latent_width, 1}},
+      {"num_embeds_ada_norm", {c.num_embeds_ada_norm, 1}}, {"num_embeds_class", {c.num_embeds_class, 1}},
+      {"ff_mult", {c.ff_mult, 1}}};
+  for (const auto& [key, value_min] : sizes) {
+    if (value_min.first < value_min.second) {
+      return bad(key, absl::StrCat("must be at least ", value_min.second, ", got ", value_min.first));
+    }
   }
   if (kernel != 3) return bad("ff_kernel_size", absl::StrCat("is ", kernel, "; the official models use 3"));
   if (activation != "quick_gelu") {

@@ -1,5 +1,7 @@
 #include "model/transformer_config.h"
 
+#include <utility>
+
 #include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -42,9 +44,16 @@ absl::StatusOr<Transformer2DConfig> Transformer2DConfig::FromJson(const io::Json
     return unsupported("only_cross_attention/double_self_attention/upcast_attention/attention_type",
                        "select a variant VQ-Diffusion does not use");
   }
-  if (c.num_attention_heads <= 0 || c.attention_head_dim <= 0 || c.num_layers <= 0 || c.num_vector_embeds < 2 ||
-      c.sample_size <= 0 || c.cross_attention_dim <= 0 || c.num_embeds_ada_norm <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(json.path(), ": sizes must be positive"));
+  // Each size named with its value, so that a broken config says which field to fix.
+  const std::pair<const char*, std::pair<int64_t, int64_t>> sizes[] = {
+      {"num_attention_heads", {c.num_attention_heads, 1}}, {"attention_head_dim", {c.attention_head_dim, 1}},
+      {"num_layers", {c.num_layers, 1}},                   {"num_vector_embeds", {c.num_vector_embeds, 2}},
+      {"sample_size", {c.sample_size, 1}},                 {"cross_attention_dim", {c.cross_attention_dim, 1}},
+      {"num_embeds_ada_norm", {c.num_embeds_ada_norm, 1}}};
+  for (const auto& [key, value_min] : sizes) {
+    if (value_min.first < value_min.second) {
+      return unsupported(key, absl::StrCat("must be at least ", value_min.second, ", got ", value_min.first));
+    }
   }
   return c;
 }

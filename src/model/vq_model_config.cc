@@ -1,5 +1,7 @@
 #include "model/vq_model_config.h"
 
+#include <utility>
+
 #include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -54,10 +56,17 @@ absl::StatusOr<VqModelConfig> VqModelConfig::FromJson(const io::JsonConfig& json
       }
     }
   }
-  if (c.layers_per_block < 0 || c.latent_channels <= 0 || c.num_vq_embeddings <= 0 || c.vq_embed_dim <= 0 ||
-      c.in_channels <= 0 || c.out_channels <= 0 || n > 8) {
-    return absl::InvalidArgumentError(absl::StrCat(json.path(), ": sizes must be positive (and at most 8 blocks)"));
+  // Each size named with its value, so that a broken config says which field to fix.
+  const std::pair<const char*, std::pair<int64_t, int64_t>> sizes[] = {
+      {"layers_per_block", {c.layers_per_block, 0}}, {"latent_channels", {c.latent_channels, 1}},
+      {"num_vq_embeddings", {c.num_vq_embeddings, 1}}, {"vq_embed_dim", {c.vq_embed_dim, 1}},
+      {"in_channels", {c.in_channels, 1}},           {"out_channels", {c.out_channels, 1}}};
+  for (const auto& [key, value_min] : sizes) {
+    if (value_min.first < value_min.second) {
+      return bad(key, absl::StrCat("must be at least ", value_min.second, ", got ", value_min.first));
+    }
   }
+  if (n > 8) return bad("block_out_channels", absl::StrCat("has ", n, " blocks; at most 8 are supported"));
   return c;
 }
 

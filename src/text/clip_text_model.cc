@@ -1,5 +1,7 @@
 #include "text/clip_text_model.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "nn/attention_kernel.h"
@@ -20,10 +22,20 @@ absl::StatusOr<ClipTextConfig> ClipTextConfig::FromJson(const io::JsonConfig& js
     return absl::InvalidArgumentError(
         absl::StrCat(json.path(), ": \"hidden_act\" is \"", c.hidden_act, "\"; supported: quick_gelu, gelu"));
   }
-  if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.intermediate_size <= 0 || c.num_hidden_layers <= 0 ||
-      c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0 || c.max_position_embeddings <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        json.path(), ": sizes must be positive and hidden_size a multiple of num_attention_heads"));
+  // Each size named with its value, so that a broken config says which field to fix.
+  const std::pair<const char*, int64_t> sizes[] = {
+      {"vocab_size", c.vocab_size},         {"hidden_size", c.hidden_size},
+      {"intermediate_size", c.intermediate_size}, {"num_hidden_layers", c.num_hidden_layers},
+      {"num_attention_heads", c.num_attention_heads}, {"max_position_embeddings", c.max_position_embeddings}};
+  for (const auto& [key, value] : sizes) {
+    if (value <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(json.path(), ": \"", key, "\" must be at least 1, got ", value));
+    }
+  }
+  if (c.hidden_size % c.num_attention_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(json.path(), ": \"hidden_size\" ", c.hidden_size,
+                                                   " is not a multiple of \"num_attention_heads\" ",
+                                                   c.num_attention_heads));
   }
   return c;
 }

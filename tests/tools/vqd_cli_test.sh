@@ -46,6 +46,66 @@ if cmp -s "$WORK/tokens.json" "$WORK/tokens2.json"; then echo "PASS: same seed, 
 check "inspect" 0 "$VQD" inspect "$WORK/model"
 expect_in "inspect lists the transformer" "$WORK/out" "[transformer]"
 expect_in "inspect counts parameters" "$WORK/out" "parameters"
+
+# inspect checks the directory as the server's loader does: a broken copy exits 1 and the message
+# names the file and the field or tensor.
+broken() {  # broken NAME: a fresh copy of the tiny model to damage
+  rm -rf "$WORK/broken-$1"; cp -r "$WORK/model" "$WORK/broken-$1"; echo "$WORK/broken-$1"
+}
+B=$(broken noweights)
+rm "$B/vqvae/diffusion_pytorch_model.safetensors"
+check "inspect: missing weights file" 1 "$VQD" inspect "$B"
+expect_in "missing weights: component named" "$WORK/err" "no weights for component \"vqvae\" in $B/vqvae"
+expect_in "missing weights: file named" "$WORK/err" "diffusion_pytorch_model.safetensors"
+B=$(broken badconfig)
+python3 -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["num_layers"]="two"; json.dump(c,open(p,"w"))' \
+  "$B/transformer/config.json"
+check "inspect: wrong-typed config field" 1 "$VQD" inspect "$B"
+expect_in "bad config: file and field named" "$WORK/err" "$B/transformer/config.json: key \"num_layers\" must be an integer"
+B=$(broken range)
+python3 -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["num_vq_embeddings"]=-16; json.dump(c,open(p,"w"))' \
+  "$B/vqvae/config.json"
+check "inspect: out-of-range config field" 1 "$VQD" inspect "$B"
+expect_in "out of range: file, field and value named" "$WORK/err" "$B/vqvae/config.json: \"num_vq_embeddings\" must be at least 1, got -16"
+B=$(broken reshaped)
+# Same bytes, another shape: the file stays valid, the tensor no longer fits the config.
+TENSOR=$(python3 - "$B/transformer/diffusion_pytorch_model.safetensors" <<'PY'
+import json, struct, sys
+path = sys.argv[1]
+raw = open(path, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+name = next(k for k, v in sorted(header.items()) if k != "__metadata__" and len(v["shape"]) == 2 and v["shape"][0] % 2 == 0)
+rows, cols = header[name]["shape"]
+header[name]["shape"] = [rows // 2, cols * 2]
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+open(path, "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+print(f"{name} expected [{rows}, {cols}] got [{rows // 2}, {cols * 2}]")
+PY
+)
+check "inspect: reshaped tensor" 1 "$VQD" inspect "$B"
+expect_in "reshaped: weights file named" "$WORK/err" "$B/transformer/diffusion_pytorch_model.safetensors"
+expect_in "reshaped: tensor and shapes named" "$WORK/err" "$TENSOR"
+B=$(broken dropped)
+DROPPED=$(python3 - "$B/transformer/diffusion_pytorch_model.safetensors" <<'PY'
+import json, struct, sys
+path = sys.argv[1]
+raw = open(path, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+# Drop the last tensor in the file, data included, so the file itself stays well-formed.
+last = max((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"][1])
+begin = header.pop(last)["data_offsets"][0]
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+open(path, "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:8 + n + begin])
+print(last)
+PY
+)
+check "inspect: dropped tensor" 1 "$VQD" inspect "$B"
+expect_in "dropped: weights file named" "$WORK/err" "$B/transformer/diffusion_pytorch_model.safetensors"
+expect_in "dropped: tensor named" "$WORK/err" "missing ($DROPPED)"
 if [[ -n $PARITY && -d $PARITY/tiny/model ]]; then
   check "tokenize" 0 "$VQD" tokenize --model "$PARITY/tiny/model" "teddy bear playing in the pool"
   expect_in "tokenize ids" "$WORK/out" "[49406,11798,4298,1629,530,518,2831,49407,49407"
