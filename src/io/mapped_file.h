@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -29,6 +31,13 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Drops the whole pages inside bytes [offset, offset + length) from this process (MADV_DONTNEED):
+  // loading calls it once a tensor's bytes are copied out, so that the file's pages do not stay
+  // resident next to the weights they were copied into. Reading them again re-reads the file, and
+  // copy-on-write changes to those pages are lost, so call it only for bytes nothing alive aliases.
+  // Pages shared with bytes outside the range stay. A no-op for an empty or out-of-range request.
+  void ReleasePages(size_t offset, size_t length) const;
+
  private:
   MappedFile(std::string path, void* data, size_t size) : path_(std::move(path)), data_(data), size_(size) {}
 
@@ -36,5 +45,9 @@ class MappedFile {
   void* data_;  // nullptr for an empty file (mmap refuses length 0).
   size_t size_;
 };
+
+// Whether no two of the byte ranges [begin, end) share a byte (empty ranges share none). Pages of a
+// range may be released when its tensor dies only if no other tensor aliases its bytes.
+bool RangesDisjoint(std::vector<std::pair<uint64_t, uint64_t>> ranges);
 
 }  // namespace vqd::io

@@ -209,17 +209,27 @@ absl::StatusOr<TensorMap> BuildTensors(const std::string& file, const Header& he
   for (const Entry& entry : header.entries) {
     if (entry.dtype == torch::kBool) VQD_RETURN_IF_ERROR(CheckBoolBytes(file, entry, header.data.data() + entry.begin));
   }
+  // A tensor's pages leave the process when it dies (so a loader that drops each tensor once copied
+  // never holds the whole file), unless another entry aliases its bytes.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const Entry& entry : header.entries) ranges.emplace_back(entry.begin, entry.end);
+  const bool release = RangesDisjoint(std::move(ranges));
   TensorMap tensors;
   VQD_RETURN_IF_ERROR(CatchTorch(absl::StrCat(file, ": building tensors"), [&] {
     for (const Entry& entry : header.entries) {
       const char* data = header.data.data() + entry.begin;
       const bool aligned = reinterpret_cast<uintptr_t>(data) % c10::elementSize(entry.dtype) == 0;
       if (mapping != nullptr && aligned && entry.end > entry.begin) {
-        char* mutable_data = mapping->mutable_data() + (data - mapping->bytes().data());
+        const size_t offset = data - mapping->bytes().data();
+        const size_t length = entry.end - entry.begin;
+        char* mutable_data = mapping->mutable_data() + offset;
         // The deleter's copy of `mapping` keeps the file mapped while the tensor's storage lives.
-        tensors.emplace(entry.name,
-                        torch::from_blob(
-                            mutable_data, entry.shape, [mapping](void*) {}, torch::TensorOptions().dtype(entry.dtype)));
+        tensors.emplace(entry.name, torch::from_blob(
+                                        mutable_data, entry.shape,
+                                        [mapping, offset, length, release](void*) {
+                                          if (release) mapping->ReleasePages(offset, length);
+                                        },
+                                        torch::TensorOptions().dtype(entry.dtype)));
       } else {
         tensors.emplace(entry.name, CopyTensor(entry, data));
       }

@@ -21,7 +21,9 @@ using SafetensorsMetadata = std::map<std::string, std::string>;
 inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100ull << 20;
 
 // Memory-maps `path` and returns CPU tensors aliasing the mapping (the mapping lives as long as any
-// tensor does). Tensors whose bytes are not aligned to their element size are copied instead.
+// tensor does; a tensor's whole pages leave the process when it dies, so dropping each tensor once
+// used keeps at most the live ones resident). Tensors whose bytes are not aligned to their element
+// size are copied instead.
 // Supported dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL. `metadata`, when given, receives
 // "__metadata__" (empty if absent).
 absl::StatusOr<TensorMap> ReadSafetensors(const std::string& path, SafetensorsMetadata* metadata = nullptr);

@@ -161,9 +161,20 @@ class TorchBinHandler final : public PickleHandler {
   // `opaque_unknown_globals`: names outside the allow-list become inert values instead of errors,
   // for the parts of a training checkpoint that are not state dicts (nothing is ever called; such a
   // value found where a tensor is needed is still an error).
+  // `mapping`, when given, is the file `reader` reads: stored records then become tensors aliasing it
+  // instead of copies (see LoadStorage).
   TorchBinHandler(caffe2::serialize::PyTorchStreamReader& reader, const RecordIndex& records,
-                  const TorchBinLimits& limits, bool opaque_unknown_globals)
-      : reader_(reader), records_(records), limits_(limits), opaque_unknown_globals_(opaque_unknown_globals) {}
+                  const TorchBinLimits& limits, bool opaque_unknown_globals,
+                  std::shared_ptr<const MappedFile> mapping)
+      : reader_(reader),
+        records_(records),
+        limits_(limits),
+        opaque_unknown_globals_(opaque_unknown_globals),
+        mapping_(std::move(mapping)) {
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    for (const auto& [name, entry] : records_) ranges.emplace_back(entry.data_offset, entry.data_offset + entry.compressed_size);
+    release_ = RangesDisjoint(std::move(ranges));
+  }
 
   absl::StatusOr<PickleValue*> Global(PickleArena& arena, const std::string& module, const std::string& name) override {
     PickleValue probe;
@@ -310,6 +321,31 @@ class TorchBinHandler final : public PickleHandler {
     return absl::OkStatus();
   }
 
+  // torch's bool must hold 0 or 1; any other byte is undefined behaviour in kernels.
+  static absl::Status CheckBoolStorage(const StorageRef& storage, const void* data) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    for (int64_t i = 0; i < storage.numel; ++i) {
+      if (bytes[i] > 1) {
+        return absl::InvalidArgumentError(absl::StrCat("bool storage ", storage.key, " holds byte ", int{bytes[i]}));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // The record's entry if it can be aliased in the mapping: stored, not compressed, and aligned for
+  // `dtype`; nullptr otherwise (then it is read through libtorch's reader, as always).
+  const ZipEntry* StoredRecord(const std::string& record, torch::Dtype dtype) const {
+    if (mapping_ == nullptr) return nullptr;
+    const auto found = records_.find(record);
+    if (found == records_.end()) return nullptr;
+    const ZipEntry& entry = found->second;
+    const uintptr_t address = reinterpret_cast<uintptr_t>(mapping_->bytes().data()) + entry.data_offset;
+    if (entry.method != 0 || entry.compressed_size != entry.uncompressed_size || address % c10::elementSize(dtype) != 0) {
+      return nullptr;
+    }
+    return &entry;
+  }
+
   absl::StatusOr<torch::Tensor> LoadStorage(const StorageRef& storage) {
     const auto cached = loaded_.find(storage.key);
     if (cached != loaded_.end()) return cached->second;
@@ -318,6 +354,23 @@ class TorchBinHandler final : public PickleHandler {
     torch::Tensor flat;
     if (needed == 0) {
       flat = torch::empty({0}, torch::TensorOptions().dtype(storage.dtype));
+    } else if (const ZipEntry* entry = StoredRecord(record, storage.dtype); entry != nullptr) {
+      // A stored record (torch.save stores them, aligned) is aliased, not copied: a loader that
+      // copies each tensor into its parameter and drops it never holds the file's bytes and the
+      // weights at once. The storage's pages leave the process when its last tensor dies, unless
+      // records overlap. The same bytes getRecord would return: ReadZipDirectory checked that they
+      // lie in the file, CheckStorageRecord that they hold the storage (libtorch builds miniz without
+      // its CRC check of extracted data, so getRecord checked no more).
+      char* data = mapping_->mutable_data() + entry->data_offset;
+      if (storage.dtype == torch::kBool) VQD_RETURN_IF_ERROR(CheckBoolStorage(storage, data));
+      loaded_bytes_ += static_cast<uint64_t>(needed);
+      const size_t offset = entry->data_offset, length = entry->compressed_size;
+      flat = torch::from_blob(
+          data, {storage.numel},
+          [mapping = mapping_, offset, length, release = release_](void*) {
+            if (release) mapping->ReleasePages(offset, length);
+          },
+          torch::TensorOptions().dtype(storage.dtype));
     } else {
       auto [data, size] = reader_.getRecord(record);
       // Check what was actually read too: the zip reader matches names case-insensitively.
@@ -325,15 +378,7 @@ class TorchBinHandler final : public PickleHandler {
         return absl::DataLossError(
             absl::StrCat("record ", record, " holds ", size, " bytes but storage ", storage.key, " needs ", needed));
       }
-      if (storage.dtype == torch::kBool) {
-        const auto* bytes = static_cast<const unsigned char*>(data.get());
-        for (int64_t i = 0; i < storage.numel; ++i) {
-          if (bytes[i] > 1) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("bool storage ", storage.key, " holds byte ", int{bytes[i]}));
-          }
-        }
-      }
+      if (storage.dtype == torch::kBool) VQD_RETURN_IF_ERROR(CheckBoolStorage(storage, data.get()));
       loaded_bytes_ += static_cast<uint64_t>(needed);
       auto owner = std::make_shared<at::DataPtr>(std::move(data));
       flat = torch::from_blob(
@@ -393,6 +438,8 @@ class TorchBinHandler final : public PickleHandler {
   const RecordIndex& records_;  // Keyed by name without the archive folder.
   const TorchBinLimits& limits_;
   const bool opaque_unknown_globals_;
+  const std::shared_ptr<const MappedFile> mapping_;  // null: copy every record
+  bool release_ = false;                              // records are disjoint: a dead storage's pages may go
   std::map<std::string, StorageRef> storages_;    // every storage the pickle names
   std::map<std::string, torch::Tensor> loaded_;   // key -> flat tensor over the record, once read
   size_t tensor_count_ = 0;
@@ -532,7 +579,8 @@ const PickleValue* DictEntry(const PickleValue& dict, std::string_view key) {
 // Opens the archive, runs its pickle and hands the root value to `use` while the reader lives.
 template <typename Result>
 absl::StatusOr<Result> WithPickleRoot(std::string_view bytes, const TorchBinLimits& limits, bool opaque_unknown_globals,
-                                      const std::function<absl::StatusOr<Result>(const PickleValue&, TorchBinHandler&)>& use) {
+                                      const std::function<absl::StatusOr<Result>(const PickleValue&, TorchBinHandler&)>& use,
+                                      std::shared_ptr<const MappedFile> mapping = nullptr) {
   VQD_ASSIGN_OR_RETURN(const RecordIndex records, IndexRecords(bytes));
   const auto pickle_entry = records.find("data.pkl");
   if (pickle_entry == records.end())
@@ -545,7 +593,7 @@ absl::StatusOr<Result> WithPickleRoot(std::string_view bytes, const TorchBinLimi
   auto [pickle_data, pickle_size] = reader.getRecord("data.pkl");
   const std::string_view pickle(static_cast<const char*>(pickle_data.get()), pickle_size);
 
-  TorchBinHandler handler(reader, records, limits, opaque_unknown_globals);
+  TorchBinHandler handler(reader, records, limits, opaque_unknown_globals, std::move(mapping));
   PickleArena arena;
   PickleLimits pickle_limits;
   pickle_limits.max_bytes = limits.max_pickle_bytes;
@@ -570,26 +618,20 @@ absl::StatusOr<Result> GuardedParse(std::string_view name_for_errors, const std:
   return Annotate(std::move(result), absl::StrCat(std::string(name_for_errors), ": cannot read torch.save checkpoint"));
 }
 
-}  // namespace
-
-absl::StatusOr<TensorMap> ParseTorchBin(std::string_view bytes, std::string_view name_for_errors,
-                                        const TorchBinLimits& limits) {
+// The Parse* functions over `bytes`; with `mapping` (the file `bytes` is) stored records are aliased.
+absl::StatusOr<TensorMap> ParseTorchBinImpl(std::string_view bytes, std::string_view name_for_errors,
+                                            const TorchBinLimits& limits, std::shared_ptr<const MappedFile> mapping) {
   return GuardedParse<TensorMap>(name_for_errors, [&] {
-    return WithPickleRoot<TensorMap>(bytes, limits, /*opaque_unknown_globals=*/false,
-                                     [](const PickleValue& root, TorchBinHandler& handler) {
-                                       return ToTensorMap(root, handler, "the pickle");
-                                     });
+    return WithPickleRoot<TensorMap>(
+        bytes, limits, /*opaque_unknown_globals=*/false,
+        [](const PickleValue& root, TorchBinHandler& handler) { return ToTensorMap(root, handler, "the pickle"); },
+        mapping);
   });
 }
 
-absl::StatusOr<TensorMap> ReadTorchBin(const std::string& path, const TorchBinLimits& limits) {
-  VQD_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> mapping, MappedFile::Open(path));
-  return ParseTorchBin(mapping->bytes(), path, limits);
-}
-
-absl::StatusOr<std::map<std::string, TensorMap>> ParseTorchBinStateDicts(
+absl::StatusOr<std::map<std::string, TensorMap>> ParseTorchBinStateDictsImpl(
     std::string_view bytes, std::string_view name_for_errors, const std::vector<StateDictSelection>& selections,
-    const TorchBinLimits& limits) {
+    const TorchBinLimits& limits, std::shared_ptr<const MappedFile> mapping) {
   using Result = std::map<std::string, TensorMap>;
   return GuardedParse<Result>(name_for_errors, [&] {
     return WithPickleRoot<Result>(
@@ -608,18 +650,14 @@ absl::StatusOr<std::map<std::string, TensorMap>> ParseTorchBinStateDicts(
                                              selection.prefixes));
           }
           return out;
-        });
+        },
+        mapping);
   });
 }
 
-absl::StatusOr<std::map<std::string, TensorMap>> ReadTorchBinStateDicts(
-    const std::string& path, const std::vector<StateDictSelection>& selections, const TorchBinLimits& limits) {
-  VQD_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> mapping, MappedFile::Open(path));
-  return ParseTorchBinStateDicts(mapping->bytes(), path, selections, limits);
-}
-
-absl::StatusOr<torch::Tensor> ParseTorchBinTensor(std::string_view bytes, std::string_view name_for_errors,
-                                                  const TorchBinLimits& limits) {
+absl::StatusOr<torch::Tensor> ParseTorchBinTensorImpl(std::string_view bytes, std::string_view name_for_errors,
+                                                      const TorchBinLimits& limits,
+                                                      std::shared_ptr<const MappedFile> mapping) {
   return GuardedParse<torch::Tensor>(name_for_errors, [&] {
     return WithPickleRoot<torch::Tensor>(
         bytes, limits, /*opaque_unknown_globals=*/false,
@@ -629,13 +667,43 @@ absl::StatusOr<torch::Tensor> ParseTorchBinTensor(std::string_view bytes, std::s
                 absl::StrCat("the pickle holds ", PickleDebugString(root, 1), ", not a tensor"));
           }
           return handler.Materialize(root);
-        });
+        },
+        mapping);
   });
+}
+
+}  // namespace
+
+absl::StatusOr<TensorMap> ParseTorchBin(std::string_view bytes, std::string_view name_for_errors,
+                                        const TorchBinLimits& limits) {
+  return ParseTorchBinImpl(bytes, name_for_errors, limits, nullptr);
+}
+
+absl::StatusOr<TensorMap> ReadTorchBin(const std::string& path, const TorchBinLimits& limits) {
+  VQD_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> mapping, MappedFile::Open(path));
+  return ParseTorchBinImpl(mapping->bytes(), path, limits, mapping);
+}
+
+absl::StatusOr<std::map<std::string, TensorMap>> ParseTorchBinStateDicts(
+    std::string_view bytes, std::string_view name_for_errors, const std::vector<StateDictSelection>& selections,
+    const TorchBinLimits& limits) {
+  return ParseTorchBinStateDictsImpl(bytes, name_for_errors, selections, limits, nullptr);
+}
+
+absl::StatusOr<std::map<std::string, TensorMap>> ReadTorchBinStateDicts(
+    const std::string& path, const std::vector<StateDictSelection>& selections, const TorchBinLimits& limits) {
+  VQD_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> mapping, MappedFile::Open(path));
+  return ParseTorchBinStateDictsImpl(mapping->bytes(), path, selections, limits, mapping);
+}
+
+absl::StatusOr<torch::Tensor> ParseTorchBinTensor(std::string_view bytes, std::string_view name_for_errors,
+                                                  const TorchBinLimits& limits) {
+  return ParseTorchBinTensorImpl(bytes, name_for_errors, limits, nullptr);
 }
 
 absl::StatusOr<torch::Tensor> ReadTorchBinTensor(const std::string& path, const TorchBinLimits& limits) {
   VQD_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> mapping, MappedFile::Open(path));
-  return ParseTorchBinTensor(mapping->bytes(), path, limits);
+  return ParseTorchBinTensorImpl(mapping->bytes(), path, limits, mapping);
 }
 
 }  // namespace vqd::io

@@ -37,10 +37,14 @@ int64_t CountParameters(const torch::nn::Module& module) {
 namespace {
 
 // Matches the file's tensors to the module's by name, listing every problem.
+// `provided` maps each module key to the file's entry (its key and tensor).
+using Provided = std::map<std::string, const io::TensorMap::value_type*>;
+
 absl::Status MatchStateDict(const io::TensorMap& expected, const io::TensorMap& weights, const LoadOptions& options,
-                            std::map<std::string, const torch::Tensor*>* provided) {
+                            Provided* provided) {
   std::vector<std::string> unexpected, missing, mismatched;
-  for (const auto& [file_key, tensor] : weights) {
+  for (const auto& entry : weights) {
+    const std::string& file_key = entry.first;
     if (std::find(options.ignored_keys.begin(), options.ignored_keys.end(), file_key) !=
         options.ignored_keys.end()) {
       continue;
@@ -54,7 +58,7 @@ absl::Status MatchStateDict(const io::TensorMap& expected, const io::TensorMap& 
       return absl::InvalidArgumentError(absl::StrCat(options.component, " weights ", options.file,
                                                      ": tensor \"", key, "\" is stored twice (old and new name)"));
     }
-    (*provided)[key] = &tensor;
+    (*provided)[key] = &entry;
   }
   for (const auto& [key, target] : expected) {
     auto it = provided->find(key);
@@ -62,7 +66,7 @@ absl::Status MatchStateDict(const io::TensorMap& expected, const io::TensorMap& 
       missing.push_back(key);
       continue;
     }
-    const torch::Tensor& source = *it->second;
+    const torch::Tensor& source = it->second->second;
     if (source.sizes() != target.sizes()) {
       mismatched.push_back(absl::StrCat(key, " expected ", ShapeString(target.sizes()), " got ",
                                         ShapeString(source.sizes())));
@@ -86,17 +90,23 @@ absl::Status MatchStateDict(const io::TensorMap& expected, const io::TensorMap& 
 }  // namespace
 
 absl::Status CheckStateDict(const torch::nn::Module& module, const io::TensorMap& weights, const LoadOptions& options) {
-  std::map<std::string, const torch::Tensor*> provided;
+  Provided provided;
   return MatchStateDict(ModuleStateDict(module), weights, options, &provided);
 }
 
-absl::Status LoadStateDict(torch::nn::Module& module, const io::TensorMap& weights, const LoadOptions& options) {
+absl::Status LoadStateDict(torch::nn::Module& module, io::TensorMap weights, const LoadOptions& options) {
   io::TensorMap expected = ModuleStateDict(module);
-  std::map<std::string, const torch::Tensor*> provided;  // module key -> file tensor
+  Provided provided;
   if (absl::Status s = MatchStateDict(expected, weights, options, &provided); !s.ok()) return s;
   return CatchTorch(absl::StrCat("copying ", options.component, " weights from ", options.file), [&] {
     torch::NoGradGuard no_grad;
-    for (auto& [key, target] : expected) target.copy_(*provided.at(key));
+    for (auto& [key, target] : expected) {
+      const io::TensorMap::value_type* source = provided.at(key);
+      target.copy_(source->second);
+      // The last reference to a file tensor goes here (unless the caller kept the map): its mapped
+      // pages or its buffer are freed before the next tensor is read.
+      weights.erase(source->first);
+    }
   });
 }
 

@@ -23,8 +23,10 @@ struct LoadOptions {
 };
 
 // Copies `weights` into `module`'s parameters and buffers (converting dtype and device). Fails,
-// changing nothing, if a tensor is missing, unexpected or of the wrong shape.
-absl::Status LoadStateDict(torch::nn::Module& module, const io::TensorMap& weights, const LoadOptions& options);
+// changing nothing, if a tensor is missing, unexpected or of the wrong shape. Each tensor is dropped
+// as soon as it is copied: pass the map by std::move and the file's tensors (pages of a mapped file,
+// or buffers) are freed one by one, so loading never holds the weights twice.
+absl::Status LoadStateDict(torch::nn::Module& module, io::TensorMap weights, const LoadOptions& options);
 
 // The checks of LoadStateDict alone: every tensor the module expects is present with its shape and
 // nothing else is. Works on a module built on the meta device (no memory), e.g. to check a

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "io/weights_file.h"
@@ -24,7 +26,7 @@ absl::Status LoadComponentWeights(const ModelDirectory& dir, absl::string_view c
   VQD_ASSIGN_OR_RETURN(io::TensorMap tensors, io::ReadWeightsFile(path));
   load.component = std::string(component);
   load.file = path;
-  return nn::LoadStateDict(module, tensors, load);
+  return nn::LoadStateDict(module, std::move(tensors), load);  // frees each tensor once copied
 }
 
 }  // namespace vqd::pipeline
