@@ -214,6 +214,10 @@ absl::StatusOr<TensorMap> BuildTensors(const std::string& file, const Header& he
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const Entry& entry : header.entries) ranges.emplace_back(entry.begin, entry.end);
   const bool release = RangesDisjoint(std::move(ranges));
+  // Parsing the header may have mapped the page-cache folio around it; nothing aliases the data yet.
+  if (mapping != nullptr && release) {
+    mapping->ReleasePages(header.data.data() - mapping->bytes().data(), header.data.size());
+  }
   TensorMap tensors;
   VQD_RETURN_IF_ERROR(CatchTorch(absl::StrCat(file, ": building tensors"), [&] {
     for (const Entry& entry : header.entries) {

@@ -174,6 +174,12 @@ class TorchBinHandler final : public PickleHandler {
     std::vector<std::pair<uint64_t, uint64_t>> ranges;
     for (const auto& [name, entry] : records_) ranges.emplace_back(entry.data_offset, entry.data_offset + entry.compressed_size);
     release_ = RangesDisjoint(std::move(ranges));
+    // Reading the zip directory touched every record's local header, and the kernel may map the
+    // whole large page-cache folio around each (up to 2 MiB of record data per record). Nothing
+    // aliases the fresh mapping yet, so drop those pages now; the copies fault in what they read.
+    if (mapping_ != nullptr && release_) {
+      for (const auto& [name, entry] : records_) mapping_->ReleasePages(entry.data_offset, entry.compressed_size);
+    }
   }
 
   absl::StatusOr<PickleValue*> Global(PickleArena& arena, const std::string& module, const std::string& name) override {

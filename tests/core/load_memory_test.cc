@@ -31,7 +31,7 @@ constexpr int kTensors = 24;
 constexpr int64_t kRows = 4096, kCols = 1024;  // 16 MiB of float32 each, 384 MiB in all
 constexpr int64_t kWeightBytes = kTensors * kRows * kCols * 4;
 
-std::string Name(int i) { return absl::StrCat("w", i); }
+std::string Name(int i) { return absl::StrCat(i < 10 ? "w0" : "w", i); }  // sorted as stored
 
 // Distinct values per element and per tensor, cheap to build again for the comparison.
 torch::Tensor Expected(int i) {
