@@ -36,10 +36,10 @@ int64_t CountParameters(const torch::nn::Module& module) {
 
 namespace {
 
-// Matches the file's tensors to the module's by name, listing every problem.
-// `provided` maps each module key to the file's entry (its key and tensor).
+// Each module key's entry (file key and tensor) in the file's map.
 using Provided = std::map<std::string, const io::TensorMap::value_type*>;
 
+// Matches the file's tensors to the module's by name, listing every problem.
 absl::Status MatchStateDict(const io::TensorMap& expected, const io::TensorMap& weights, const LoadOptions& options,
                             Provided* provided) {
   std::vector<std::string> unexpected, missing, mismatched;
@@ -105,7 +105,7 @@ absl::Status LoadStateDict(torch::nn::Module& module, io::TensorMap weights, con
       target.copy_(source->second);
       // The last reference to a file tensor goes here (unless the caller kept the map): its mapped
       // pages or its buffer are freed before the next tensor is read.
-      weights.erase(source->first);
+      weights.erase(weights.find(source->first));  // not erase(key): the key lives in the node erased
     }
   });
 }
