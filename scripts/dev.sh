@@ -25,9 +25,11 @@ configure_and_build() {
   cmake --build "$build" -j "$jobs"
 }
 # PyTorch's libtorch from the project's environment, nvcc from the CUDA toolkit.
+# Extra requirements files for the environment (the tests also want diffusers in it).
+torch_extras=()
 configure_and_build_cuda() {
   local venv torch_root cuda_home=${CUDA_HOME:-/usr/local/cuda}
-  venv=$("$repo/scripts/install-torch.sh" | tail -n 1)
+  venv=$("$repo/scripts/install-torch.sh" "${torch_extras[@]}" | tail -n 1)
   torch_root=$("$venv/bin/python" -c \
     'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("torch").origin))')
   [[ -x $cuda_home/bin/nvcc ]] || { echo "dev.sh: no nvcc under $cuda_home (set CUDA_HOME)" >&2; exit 1; }
@@ -64,6 +66,8 @@ case "$command" in
     ;;
   test-cuda)
     deps --extras
+    # diffusers next to torch: tests/diffusers loads converted official models in diffusers itself.
+    torch_extras=("$repo/scripts/python/requirements-diffusers.txt")
     configure_and_build_cuda
     run_tests "$@"
     ;;
