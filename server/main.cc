@@ -3,6 +3,9 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <memory>
+#include <mutex>
+#include <random>
 #include <thread>
 
 #include <pthread.h>
@@ -46,6 +49,9 @@ ABSL_FLAG(double, stalled_stream_timeout, 60,
 ABSL_FLAG(int64_t, max_stream_buffer_bytes, 64 << 20,
           "Most bytes of events one Generate stream may hold for a client that reads slower than they come; "
           "beyond it the call is cancelled.");
+ABSL_FLAG(double, testing_oom_rate, 0,
+          "Testing only: fail this fraction of the denoising steps that batch several requests with an injected "
+          "out-of-memory error, to soak-test recovery (0: off).");
 ABSL_FLAG(double, grace_period, 30, "Seconds running requests get to finish after SIGTERM before they are failed.");
 ABSL_FLAG(std::string, auth_token_file, "",
           "File holding a bearer token that every call except health must send as 'authorization: Bearer <token>'.");
@@ -187,7 +193,25 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vqd-server: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<vqd::server::ServerApp>> app = vqd::server::ServerApp::Start(*config);
+  vqd::engine::FaultHooks faults;
+  if (const double rate = absl::GetFlag(FLAGS_testing_oom_rate); rate > 0) {
+    if (!(rate < 1)) {
+      std::fprintf(stderr, "vqd-server: --testing_oom_rate must be in [0, 1)\n");
+      return 2;
+    }
+    spdlog::warn("TESTING: injecting out-of-memory errors into {:.1f}% of the steps that batch several requests",
+                 100 * rate);
+    // Only batches of several requests fail, so the retry in halves always gets through: every
+    // request should still end well, which is what the soak test checks.
+    faults.step = [rate, mu = std::make_shared<std::mutex>(), rng = std::make_shared<std::mt19937_64>(20261202)](
+                      const std::vector<const vqd::engine::GenerationRequest*>& batch) -> absl::Status {
+      if (batch.size() < 2) return absl::OkStatus();
+      std::lock_guard<std::mutex> lock(*mu);
+      if (std::uniform_real_distribution<double>(0, 1)(*rng) >= rate) return absl::OkStatus();
+      return absl::ResourceExhaustedError("CUDA out of memory (injected by --testing-oom-rate)");
+    };
+  }
+  absl::StatusOr<std::unique_ptr<vqd::server::ServerApp>> app = vqd::server::ServerApp::Start(*config, faults);
   if (!app.ok()) {
     spdlog::critical("cannot start: {}", std::string(app.status().message()));
     return 1;
