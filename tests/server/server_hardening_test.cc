@@ -365,7 +365,10 @@ TEST(ServerHardeningTest, ClientsThatStopReadingAreCancelledWhileOthersAreServed
   const int64_t rss_after = ResidentBytes();
   std::printf("stalled streams: %d cancelled; RSS %.1f MiB before, %.1f MiB after\n", kStalled,
               static_cast<double>(rss_before) / (1 << 20), static_cast<double>(rss_after) / (1 << 20));
-  EXPECT_LT(rss_after - rss_before, int64_t{128} << 20);
+  // What four stalled streams hold is small next to libtorch's caches, which still grow with the
+  // batch compositions the ordinary clients add (+1 MiB on the Debian build, +97 MiB on PyTorch
+  // 2.11's); the bound catches memory held per stream or per request, not a few pages.
+  EXPECT_LT(rss_after - rss_before, int64_t{256} << 20);
   // The stalled clients see their calls ended by the server.
   for (int i = 0; i < kStalled; ++i) {
     v1::GenerateEvent event;
