@@ -13,7 +13,6 @@
 #include <fstream>
 #include <iostream>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/process_memory.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/cli_args.h"
@@ -30,20 +30,6 @@
 
 namespace {
 
-// A "VmRSS:" / "VmHWM:" line of /proc/self/status, in bytes (-1 when absent).
-int64_t StatusBytes(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) {
-      std::istringstream values(line.substr(field.size() + 1));
-      int64_t kib = -1;
-      values >> kib;
-      return kib * 1024;
-    }
-  }
-  return -1;
-}
 
 double GiB(int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0); }
 
@@ -53,12 +39,12 @@ absl::Status Run(const vqd::CliArgs& args) {
   VQD_ASSIGN_OR_RETURN(options.device, vqd::ParseDevice(args.Get("device").value_or("cpu")));
   VQD_ASSIGN_OR_RETURN(options.dtype, vqd::ParseDtype(args.Get("dtype").value_or("fp32")));
 
-  const int64_t before = StatusBytes("VmRSS");
+  const int64_t before = vqd::ProcessStatusBytes("VmRSS");
   const auto start = std::chrono::steady_clock::now();
   VQD_ASSIGN_OR_RETURN(auto pipeline, vqd::pipeline::VqDiffusionPipeline::Load(model_dir, options));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const int64_t peak = StatusBytes("VmHWM");
-  const int64_t steady = StatusBytes("VmRSS");
+  const int64_t peak = vqd::ProcessStatusBytes("VmHWM");
+  const int64_t steady = vqd::ProcessStatusBytes("VmRSS");
 
   const auto& info = pipeline->info();
   const int64_t parameters = info.transformer_parameters + info.vqvae_parameters + info.text_encoder_parameters;

@@ -11,9 +11,9 @@
 
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 
+#include "base/process_memory.h"
 #include "absl/strings/str_cat.h"
 #include "io/file_util.h"
 #include "io/safetensors.h"
@@ -45,27 +45,13 @@ struct Weights : torch::nn::Module {
   }
 };
 
-// A "VmRSS" / "VmHWM" field of /proc/self/status in bytes, -1 if absent.
-int64_t StatusBytes(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) {
-      std::istringstream values(line.substr(field.size() + 1));
-      int64_t kib = -1;
-      values >> kib;
-      return kib * 1024;
-    }
-  }
-  return -1;
-}
 
 // Resets VmHWM to the current RSS (Linux 4.0+); false where /proc does not allow it.
 bool ResetPeak() {
   std::ofstream out("/proc/self/clear_refs");
   out << "5";
   out.flush();
-  return static_cast<bool>(out) && StatusBytes("VmHWM") <= StatusBytes("VmRSS") + (4 << 20);
+  return static_cast<bool>(out) && vqd::ProcessStatusBytes("VmHWM") <= vqd::ProcessStatusBytes("VmRSS") + (4 << 20);
 }
 
 std::string WriteSafetensorsFile(const std::string& dir) {
@@ -106,7 +92,7 @@ std::string WriteTorchBinFile(const std::string& dir) {
 void ExpectLoadHoldsWeightsOnce(const std::string& path) {
   Weights module;
   if (!ResetPeak()) GTEST_SKIP() << "/proc/self/clear_refs cannot reset VmHWM here: peak memory NOT tested";
-  const int64_t before = StatusBytes("VmRSS");
+  const int64_t before = vqd::ProcessStatusBytes("VmRSS");
   {
     absl::StatusOr<io::TensorMap> tensors = io::ReadWeightsFile(path);
     ASSERT_TRUE(tensors.ok()) << tensors.status();
@@ -116,8 +102,8 @@ void ExpectLoadHoldsWeightsOnce(const std::string& path) {
     const absl::Status status = nn::LoadStateDict(module, std::move(*tensors), options);
     ASSERT_TRUE(status.ok()) << status;
   }
-  const int64_t peak = StatusBytes("VmHWM");
-  const int64_t after = StatusBytes("VmRSS");
+  const int64_t peak = vqd::ProcessStatusBytes("VmHWM");
+  const int64_t after = vqd::ProcessStatusBytes("VmRSS");
   const double mib = 1024.0 * 1024.0;
   std::cout << path << ": " << kWeightBytes / mib << " MiB of weights, RSS before the load " << before / mib
             << " MiB, peak " << peak / mib << " MiB (+" << (peak - before) / mib << "), after " << after / mib

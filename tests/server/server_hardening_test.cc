@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/process_memory.h"
 #include "common/test_model.h"
 #include "engine/engine.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -296,15 +297,6 @@ TEST(ServerHardeningTest, OutOfMemoryForASingleRequestIsResourceExhausted) {
   EXPECT_TRUE(Generate(*stub, Request("small", 2, 3)).status.ok());
 }
 
-int64_t ResidentBytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  }
-  return -1;
-}
-
 TEST(ServerHardeningTest, ClientsThatStopReadingAreCancelledWhileOthersAreServed) {
   // The small preset's 64x64 PNGs of noise are ~12 KB each: sixteen of them overflow a client's
   // 64 KiB HTTP/2 receive window, so a client that never reads leaves the server's write stalled.
@@ -339,7 +331,7 @@ TEST(ServerHardeningTest, ClientsThatStopReadingAreCancelledWhileOthersAreServed
   std::vector<v1::GenerateRequest> warm_up;
   for (int i = 0; i < kStalled; ++i) warm_up.push_back(largest("warm-up-" + std::to_string(i), 1 + i));
   for (const StreamResult& r : RunConcurrently(*stub, warm_up)) ASSERT_TRUE(r.status.ok()) << r.status.error_message();
-  const int64_t rss_before = ResidentBytes();
+  const int64_t rss_before = ProcessStatusBytes("VmRSS");
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::unique_ptr<grpc::ClientReader<v1::GenerateEvent>>> readers;
   for (int i = 0; i < kStalled; ++i) {
@@ -362,7 +354,7 @@ TEST(ServerHardeningTest, ClientsThatStopReadingAreCancelledWhileOthersAreServed
   }
   EXPECT_EQ(cancelled, kStalled);
   EXPECT_EQ((*app)->engine().unfinished_requests(), 0);
-  const int64_t rss_after = ResidentBytes();
+  const int64_t rss_after = ProcessStatusBytes("VmRSS");
   std::printf("stalled streams: %d cancelled; RSS %.1f MiB before, %.1f MiB after\n", kStalled,
               static_cast<double>(rss_before) / (1 << 20), static_cast<double>(rss_after) / (1 << 20));
   // What four stalled streams hold is small next to libtorch's caches, which still grow with the
