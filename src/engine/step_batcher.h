@@ -32,8 +32,6 @@ class StepBatcher {
   // Chooses the requests of the next step: in admission order while their rows fit in
   // `row_budget`, and always at least the oldest. Sets each one's group to its current timestep.
   const std::vector<std::shared_ptr<GenerationRequest>>& Plan(int64_t row_budget);
-  // The requests chosen by the last Plan.
-  const std::vector<std::shared_ptr<GenerationRequest>>& planned() const { return planned_; }
   int64_t planned_rows() const;
 
   struct StepOutcome {

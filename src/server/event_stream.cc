@@ -130,10 +130,6 @@ bool EventStream::detached() const {
   return detached_;
 }
 
-std::optional<std::string> EventStream::cancel_reason() const {
-  absl::MutexLock lock(&mu_);
-  return cancel_reason_;
-}
 
 void EventStream::Fail(const absl::Status& status, engine::Outcome) {
   Action action;

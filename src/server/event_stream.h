@@ -59,8 +59,6 @@ class EventStream : public engine::EventSink {
       ABSL_LOCKS_EXCLUDED(mu_);
   // Whether the call is over (the watchdog forgets the stream).
   bool detached() const ABSL_LOCKS_EXCLUDED(mu_);
-  // Why the server cancelled the call, if it did: "stalled" or "buffer_full".
-  std::optional<std::string> cancel_reason() const ABSL_LOCKS_EXCLUDED(mu_);
   // Observes cancellations for metrics (set before Attach).
   void SetOnServerCancel(std::function<void(const std::string& reason)> callback) {
     on_server_cancel_ = std::move(callback);

@@ -20,11 +20,6 @@ void StreamWatchdog::Watch(const std::shared_ptr<EventStream>& stream) {
   streams_.push_back(stream);
 }
 
-size_t StreamWatchdog::watched() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return streams_.size();
-}
-
 void StreamWatchdog::Loop() {
   // A stalled stream is cancelled between 1x and 1.25x the timeout after its write started.
   const auto period = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -22,13 +22,12 @@ class StreamWatchdog {
 
   // Watches the stream until its call is over.
   void Watch(const std::shared_ptr<EventStream>& stream);
-  size_t watched() const;
 
  private:
   void Loop();
 
   const absl::Duration timeout_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
   std::vector<std::weak_ptr<EventStream>> streams_;
