@@ -2,9 +2,11 @@
 """diffusers' VQDiffusionPipeline on the same model directory and GPU as vqd-bench, for the side by
 side rows of bench/RESULTS.md. Needs torch, transformers and diffusers; run by bench/gpu_check.sh.
 
-Plain fp16 at each of --images per call, then the transformer under torch.compile at each of
---compile-images (the strongest set-up of ../shared/gpu/README.md). Each row: one untimed warm-up
-call of 2 steps (compilation included), then the timed call. Prints a markdown table and, with
+Plain fp16 (float32 on the CPU) at each of --images per call, then the transformer under
+torch.compile at each of --compile-images (the strongest set-up of ../shared/gpu/README.md), then,
+with --sequential N, N one-image calls one after another (what N clients get from a service that
+does not batch; bench/cpu_vs_diffusers.sh). Each row: one untimed warm-up call of 2 steps
+(compilation included), then the timed call(s). Prints a markdown table and, with
 --json, writes the rows as they are measured (partial results survive a timeout).
 """
 import argparse
@@ -37,6 +39,8 @@ def main():
     parser.add_argument("--compile-images", default="32", help="images per call with torch.compile; empty: none")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--sequential", type=int, default=0, help="also time this many 1-image calls in a row")
+    parser.add_argument("--variant", default=None, help="weights files to load (default: fp16 on CUDA, the full ones on the CPU)")
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -44,7 +48,8 @@ def main():
     dtype = torch.float16 if cuda else torch.float32
     # Component by component: recent diffusers no longer resolve the deprecated
     # LearnedClassifierFreeSamplingEmbeddings named in model_index.json.
-    weights = dict(torch_dtype=dtype, variant="fp16")
+    variant = args.variant if args.variant is not None else ("fp16" if cuda else "")
+    weights = dict(torch_dtype=dtype, variant=variant or None)
     pipe = VQDiffusionPipeline(
         vqvae=VQModel.from_pretrained(args.model, subfolder="vqvae", **weights),
         text_encoder=CLIPTextModel.from_pretrained(args.model, subfolder="text_encoder", **weights),
@@ -64,6 +69,16 @@ def main():
     print("| set-up | images per call | seconds | images/s | peak GiB |")
     print("|---|---|---|---|---|")
     setups = [("plain", counts(args.images)), ("torch.compile transformer", counts(args.compile_images))]
+    if args.sequential:
+        run(pipe, 1, 2, args.guidance, args.device)  # warm-up
+        start = time.perf_counter()
+        for _ in range(args.sequential):
+            run(pipe, 1, args.steps, args.guidance, args.device)
+        seconds = time.perf_counter() - start
+        report["runs"].append({"setup": "sequential", "images": args.sequential, "seconds": seconds,
+                               "images_per_s": args.sequential / seconds, "peak_gib": None})
+        print(f"| {args.sequential} one-image calls in a row | 1 | {seconds:.2f} | {args.sequential / seconds:.3f} | n/a |",
+              flush=True)
     for label, image_counts in setups:
         if not image_counts:
             continue

@@ -71,6 +71,17 @@ Commands:
                             generate images; writes PREFIX-<index>.png
                             (--class-label for class-conditional models, see info)
       --steps N             denoising steps (server default 100)
+      --time-stride S       official strided sampling: timesteps T-1, T-1-S, ...
+                            and 0 of the whole schedule (steps then follow)
+      --prior-rule RULE     uniform or purity: unmask exactly the scheduled
+                            number of tokens per step (Improved VQ-Diffusion)
+      --prior-weight R      purity only: sharpen confident positions (>= 0)
+      --init-image PNG      edit this image (the model's image size) instead of
+                            starting from nothing
+      --strength X          how much of the chain the edit runs, (0, 1] (default 1)
+      --mask PNG            inpainting: white regenerates, black keeps the image
+      --preview-every K     a preview every K steps: writes PREFIX-stepNN-<index>.png
+                            (small PNGs of the model's current prediction)
       --guidance G          classifier-free guidance scale (server default: the
                             model's, see info)
       --truncation R        truncation rate in (0, 1] (server default: the model's)
@@ -114,7 +125,7 @@ struct CommandSpec {
 const std::map<std::string, CommandSpec>& Commands() {
   static const auto* commands = new std::map<std::string, CommandSpec>{
       {"generate",
-       {{"prompt", "class-label", "steps", "guidance", "truncation", "num-images", "seed", "progress-every", "priority", "request-id",
+       {{"prompt", "class-label", "steps", "time-stride", "prior-rule", "prior-weight", "init-image", "strength", "mask", "preview-every", "guidance", "truncation", "num-images", "seed", "progress-every", "priority", "request-id",
          "out", "save-tokens"},
         {"quiet"}}},
       {"info", {{}, {"json"}}},
@@ -375,6 +386,7 @@ class ProgressOutput {
     std::string text = absl::StrFormat("step %u/%u t=%u masked %.1f%%", p.step(), p.total_steps(), p.timestep(),
                                        100.0 * p.masked_fraction());
     if (queue_seconds_) text += absl::StrFormat("  queued %.1fs", *queue_seconds_);
+    if (!latest_preview_.empty()) text += "  preview " + latest_preview_;
     if (!tty_) {
       Line(text);
       return;
@@ -387,6 +399,9 @@ class ProgressOutput {
     std::fflush(stderr);
     bar_shown_ = true;
   }
+
+  // The newest preview file, shown in the progress line from now on.
+  void SetPreview(const std::string& path) { latest_preview_ = path; }
 
   // Ends the progress bar's line; returns whether there was one.
   bool EndBar() {
@@ -402,6 +417,7 @@ class ProgressOutput {
   bool bar_shown_ = false;
   std::optional<std::chrono::steady_clock::time_point> queued_at_;
   std::optional<double> queue_seconds_;
+  std::string latest_preview_;
 };
 
 absl::Status WriteFile(const std::string& path, const std::string& bytes) {
@@ -459,6 +475,31 @@ absl::StatusOr<GenerateArgs> ParseGenerate(const vqd::CliArgs& args, bool stderr
   // Only the fields the user gave, so that the server applies its defaults to the others.
   VQD_ASSIGN_OR_RETURN(auto steps, OptionalUint(args, "steps", kU32));
   if (steps) r.set_steps(static_cast<uint32_t>(*steps));
+  VQD_ASSIGN_OR_RETURN(auto time_stride, OptionalUint(args, "time-stride", kU32));
+  if (time_stride) r.set_time_stride(static_cast<uint32_t>(*time_stride));
+  if (auto rule = args.Get("prior-rule")) {
+    if (*rule == "uniform") {
+      r.set_prior_rule(vqdiffusion::v1::PRIOR_RULE_UNIFORM);
+    } else if (*rule == "purity") {
+      r.set_prior_rule(vqdiffusion::v1::PRIOR_RULE_PURITY);
+    } else if (*rule != "none") {
+      return absl::InvalidArgumentError(absl::StrCat("--prior-rule must be none, uniform or purity, got ", *rule));
+    }
+  }
+  if (args.Has("prior-weight")) {
+    VQD_ASSIGN_OR_RETURN(double w, args.Double("prior-weight", 0));
+    r.set_prior_weight(static_cast<float>(w));
+  }
+  if (auto image = args.Get("init-image")) {
+    VQD_ASSIGN_OR_RETURN(*r.mutable_init_image(), ReadFile(*image));
+  }
+  if (auto mask = args.Get("mask")) {
+    VQD_ASSIGN_OR_RETURN(*r.mutable_mask(), ReadFile(*mask));
+  }
+  if (args.Has("strength")) {
+    VQD_ASSIGN_OR_RETURN(double x, args.Double("strength", 1));
+    r.set_strength(static_cast<float>(x));
+  }
   VQD_ASSIGN_OR_RETURN(auto num_images, OptionalUint(args, "num-images", kU32));
   if (num_images) r.set_num_images(static_cast<uint32_t>(*num_images));
   VQD_ASSIGN_OR_RETURN(auto seed, OptionalUint(args, "seed", std::numeric_limits<uint64_t>::max()));
@@ -471,6 +512,8 @@ absl::StatusOr<GenerateArgs> ParseGenerate(const vqd::CliArgs& args, bool stderr
     VQD_ASSIGN_OR_RETURN(double t, args.Double("truncation", 0));
     r.set_truncation_rate(static_cast<float>(t));
   }
+  VQD_ASSIGN_OR_RETURN(auto preview_every, OptionalUint(args, "preview-every", kU32));
+  if (preview_every) r.set_preview_interval(static_cast<uint32_t>(*preview_every));
   VQD_ASSIGN_OR_RETURN(auto every, OptionalUint(args, "progress-every", kU32));
   r.set_progress_interval(every ? static_cast<uint32_t>(*every) : out.quiet ? 0 : stderr_tty ? 1 : 10);
   if (args.Has("priority")) {
@@ -518,6 +561,19 @@ int RunGenerate(Connection& conn, const GenerateArgs& args) {
           out.Started(ev.started());
           break;
         case pb::GenerateEvent::kProgress: out.Progress(ev.progress()); break;
+        case pb::GenerateEvent::kPreview: {
+          const pb::Preview& preview = ev.preview();
+          for (int i = 0; i < preview.pngs_size(); ++i) {
+            const std::string path = absl::StrFormat("%s-step%02u-%d.png", args.out_prefix, preview.step(), i);
+            if (absl::Status s = WriteFile(path, preview.pngs(i)); !s.ok()) {
+              local_error = s;
+              ctx.TryCancel();
+              break;
+            }
+            if (i == 0) out.SetPreview(path);
+          }
+          break;
+        }
         case pb::GenerateEvent::kImage: {
           const pb::Image& img = ev.image();
           seed = img.seed();

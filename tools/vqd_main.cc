@@ -2,6 +2,7 @@
 // creates random models in the diffusers layout, converts the official microsoft/VQ-Diffusion
 // checkpoints, and describes a model directory.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <set>
 #include <filesystem>
@@ -15,7 +16,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "base/cli_args.h"
 #include "base/status_macros.h"
 #include "base/torch_util.h"
@@ -23,6 +27,7 @@
 #include "io/file_util.h"
 #include "io/json_config.h"
 #include "io/png.h"
+#include "io/safetensors.h"
 #include "io/weights_file.h"
 #include "pipeline/generate.h"
 #include "pipeline/model_directory.h"
@@ -37,14 +42,29 @@ namespace {
 constexpr char kUsage[] = R"(usage: vqd <command> [options]
 
 commands:
-  generate --model DIR (--prompt TEXT | --class-label N) --out PREFIX [--steps N] [--guidance G]
+  generate --model DIR (--prompt TEXT | --class-label N) --out PREFIX [--steps N | --time-stride S]
+           [--guidance G]
            [--truncation R] [--num-images K] [--seed S] [--device cpu|cuda|cuda:N]
-           [--dtype fp32|fp16|bf16] [--variant fp16|full] [--save-tokens FILE] [--quiet]
+           [--prior-rule uniform|purity [--prior-weight R]] [--init-image PNG [--strength X] [--mask PNG]]
+           [--preview-every K]
+           [--dtype fp32|fp16|bf16] [--variant fp16|full] [--save-tokens FILE] [--save-trace FILE]
+           [--quiet]
       Generates K images and writes PREFIX-0.png ... (100 steps, one image, seed 0; guidance and
       truncation: the model's defaults, which are diffusers' 5.0 and 1.0 unless the model was
       converted from an official checkpoint). Class-conditional models take --class-label instead
-      of a prompt. --save-tokens writes the final token grids as {"tokens": [[...], ...]} (one
-      row-major list per image).
+      of a prompt. --time-stride S > 1 samples with the official strided sampler: timesteps T-1,
+      T-1-S, ... and 0 of the whole schedule (26 steps for S = 4 on a 100-step schedule).
+      --prior-rule unmasks exactly the scheduled number of tokens per step (Improved VQ-Diffusion),
+      at uniform positions or weighted by purity (--prior-weight R sharpens confident ones).
+      --init-image edits a PNG of the model's image size: encoded, noised to timestep
+      int(T * X) - 1 (--strength X in (0, 1], default 1) and denoised from there; --mask (white:
+      regenerate, black: keep) holds the tokens outside the white area to the image's (inpainting).
+      --preview-every K writes PREFIX-stepNN-<index>.png every K steps: the model's current
+      prediction of the images, decoded small.
+      --save-tokens writes the final token grids as {"tokens": [[...], ...]} (one
+      row-major list per image). --save-trace writes a safetensors file with "grids" (int64
+      [steps, K, tokens]: every step's token grids) and "images" (float32 [K, H, W, 3] in [0, 1],
+      before rounding to 8 bits), the tensors a reference run compares (tests/reference).
   convert-official --checkpoint CKPT.pth --config CONFIG.yaml [--bpe MERGES] --out DIR
            [--vqgan-config YAML] [--shrink-table PT] [--no-ema] [--zero-shot-null] [--guidance G]
            [--truncation R]
@@ -55,8 +75,9 @@ commands:
       instead of the EMA ones official inference uses; --zero-shot-null guides with the empty
       prompt even when the checkpoint learned a null embedding (official learnable_cf=False);
       --guidance/--truncation override the sampling defaults recorded for the checkpoint.
-  tokenize --model DIR TEXT
-      Prints the ids the text encoder sees for TEXT as a JSON list.
+  tokenize --model DIR (TEXT | --lines FILE)
+      Prints the ids the text encoder sees for TEXT as a JSON list. With --lines, FILE holds one
+      JSON string per line and the output one JSON list per line, in the same order.
   make-model --preset tiny|small|ithq --out DIR [--seed S] [--dtype fp32|fp16]
       Writes a model directory with random weights in the diffusers layout: tiny (tests, 32x32
       images), small (CPU benchmarks, 64x64) or ithq (the real ITHQ shapes, GPU benchmarks).
@@ -88,7 +109,22 @@ absl::Status RunGenerate(const CliArgs& args) {
     VQD_ASSIGN_OR_RETURN(int64_t label, args.Int("class-label", 0));
     params.class_label = label;
   }
-  VQD_ASSIGN_OR_RETURN(params.steps, args.Int("steps", 100));
+  std::optional<int64_t> steps;
+  if (args.Has("steps")) {
+    VQD_ASSIGN_OR_RETURN(steps, args.Int("steps", 100));
+  }
+  VQD_ASSIGN_OR_RETURN(params.time_stride, args.Int("time-stride", 1));
+  VQD_ASSIGN_OR_RETURN(params.preview_interval, args.Int("preview-every", 0));
+  const std::string prior_rule = args.Get("prior-rule").value_or("none");
+  if (prior_rule == "uniform") {
+    params.prior_rule = vqd::diffusion::PriorRule::kUniform;
+  } else if (prior_rule == "purity") {
+    params.prior_rule = vqd::diffusion::PriorRule::kPurity;
+  } else if (prior_rule != "none") {
+    return absl::InvalidArgumentError(absl::StrCat("--prior-rule must be none, uniform or purity, got ", prior_rule));
+  }
+  VQD_ASSIGN_OR_RETURN(double prior_weight, args.Double("prior-weight", 0.0));
+  params.prior_weight = static_cast<float>(prior_weight);
   VQD_ASSIGN_OR_RETURN(params.num_images, args.Int("num-images", 1));
   VQD_ASSIGN_OR_RETURN(params.seed, args.Uint("seed", 0));
   if (params.num_images < 1 || params.num_images > 1024) {
@@ -108,6 +144,23 @@ absl::Status RunGenerate(const CliArgs& args) {
   VQD_ASSIGN_OR_RETURN(double truncation, args.Double("truncation", info.default_truncation_rate));
   params.guidance_scale = static_cast<float>(guidance);
   params.truncation_rate = static_cast<float>(truncation);
+  int64_t chain = 0;
+  if (auto init_image = args.Get("init-image")) {
+    auto edit = std::make_shared<vqd::pipeline::EditInput>();
+    VQD_ASSIGN_OR_RETURN(double strength, args.Double("strength", 1.0));
+    edit->strength = static_cast<float>(strength);
+    VQD_ASSIGN_OR_RETURN(chain, vqd::pipeline::EditChainLength(edit->strength, info));
+    VQD_ASSIGN_OR_RETURN(std::string png, vqd::io::ReadFile(*init_image, uint64_t{64} << 20));
+    VQD_ASSIGN_OR_RETURN(edit->image, vqd::pipeline::EditImageFromPng(png, info, "--init-image " + *init_image));
+    if (auto mask = args.Get("mask")) {
+      VQD_ASSIGN_OR_RETURN(std::string mask_png, vqd::io::ReadFile(*mask, uint64_t{64} << 20));
+      VQD_ASSIGN_OR_RETURN(edit->regenerate, vqd::pipeline::RegenerateMaskFromPng(mask_png, info, "--mask " + *mask));
+    }
+    params.edit = std::move(edit);
+  } else if (args.Has("mask") || args.Has("strength")) {
+    return absl::InvalidArgumentError("--mask and --strength need --init-image");
+  }
+  VQD_ASSIGN_OR_RETURN(params.steps, vqd::pipeline::StepsForStride(steps, params.time_stride, info, chain));
   VQD_RETURN_IF_ERROR(vqd::pipeline::ValidateGenerateParams(params, info));
   const bool quiet = args.Has("quiet");
   if (!quiet) {
@@ -118,8 +171,24 @@ absl::Status RunGenerate(const CliArgs& args) {
     if (!quiet) std::fprintf(stderr, "\rstep %lld/%lld (t=%lld)", static_cast<long long>(step + 1),
                              static_cast<long long>(params.steps), static_cast<long long>(t));
   };
-  VQD_ASSIGN_OR_RETURN(vqd::pipeline::GenerateResult result, vqd::pipeline::Generate(*pipeline, params, observer));
-  if (!quiet) std::fprintf(stderr, "\n");
+  const auto trace_path = args.Get("save-trace");
+  const auto started = std::chrono::steady_clock::now();
+  absl::Status preview_error;
+  auto preview_observer = [&](int64_t step, int64_t, const vqd::pipeline::PreviewImages& previews) {
+    for (size_t i = 0; i < previews.pngs.size() && preview_error.ok(); ++i) {
+      const std::string path = absl::StrFormat("%s-step%02d-%d.png", out_prefix, step, i);
+      preview_error = vqd::io::WriteFile(path, previews.pngs[i]);
+    }
+  };
+  VQD_ASSIGN_OR_RETURN(vqd::pipeline::GenerateResult result,
+                       vqd::pipeline::Generate(*pipeline, params, observer, /*keep_step_tokens=*/trace_path.has_value(),
+                                               preview_observer));
+  VQD_RETURN_IF_ERROR(preview_error);
+  if (!quiet) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::fprintf(stderr, "\ngenerated %lld images in %.3f s (%lld steps, prompt encoding and decoding included)\n",
+                 static_cast<long long>(params.num_images), seconds, static_cast<long long>(params.steps));
+  }
 
   torch::Tensor pixels = vqd::pipeline::ImagesToUint8(result.images, info.dtype).contiguous();
   for (int64_t i = 0; i < pixels.size(0); ++i) {
@@ -139,22 +208,52 @@ absl::Status RunGenerate(const CliArgs& args) {
     VQD_RETURN_IF_ERROR(vqd::io::WriteFile(*tokens_path, nlohmann::json{{"tokens", grids}}.dump() + "\n"));
     if (!quiet) std::fprintf(stderr, "wrote %s\n", tokens_path->c_str());
   }
+  if (trace_path) {
+    vqd::io::TensorMap trace;
+    trace["grids"] = torch::stack(result.step_tokens).to(torch::kInt64);
+    trace["images"] = result.images.to(torch::kFloat32);
+    VQD_RETURN_IF_ERROR(vqd::io::WriteSafetensors(*trace_path, trace));
+    if (!quiet) std::fprintf(stderr, "wrote %s\n", trace_path->c_str());
+  }
   return absl::OkStatus();
 }
 
 absl::Status RunTokenize(const CliArgs& args) {
   VQD_ASSIGN_OR_RETURN(std::string model_dir, args.Required("model"));
-  if (args.positional().size() != 1) return absl::InvalidArgumentError("tokenize takes exactly one TEXT argument");
+  const auto lines_path = args.Get("lines");
+  if (args.positional().size() != (lines_path ? 0u : 1u)) {
+    return absl::InvalidArgumentError("tokenize takes exactly one TEXT argument, or --lines FILE and none");
+  }
   VQD_ASSIGN_OR_RETURN(vqd::pipeline::ModelDirectory dir, vqd::pipeline::ModelDirectory::Open(model_dir));
   VQD_ASSIGN_OR_RETURN(vqd::text::ClipTokenizer tokenizer,
                        vqd::text::ClipTokenizer::Load(dir.ComponentDir("tokenizer"), dir.metadata().tokenizer_rules));
-  int64_t untruncated_length = 0;
-  const std::vector<int64_t> ids = tokenizer.EncodeToLength(args.positional()[0], &untruncated_length);
-  std::printf("%s\n", nlohmann::json(ids).dump().c_str());
-  if (untruncated_length > static_cast<int64_t>(ids.size())) {
-    std::fprintf(stderr, "note: the prompt has %lld tokens; the pipeline keeps the first %zu\n",
-                 static_cast<long long>(untruncated_length), ids.size());
+  if (!lines_path) {
+    int64_t untruncated_length = 0;
+    const std::vector<int64_t> ids = tokenizer.EncodeToLength(args.positional()[0], &untruncated_length);
+    std::printf("%s\n", nlohmann::json(ids).dump().c_str());
+    if (untruncated_length > static_cast<int64_t>(ids.size())) {
+      std::fprintf(stderr, "note: the prompt has %lld tokens; the pipeline keeps the first %zu\n",
+                   static_cast<long long>(untruncated_length), ids.size());
+    }
+    return absl::OkStatus();
   }
+  // One JSON string per line, so that texts with newlines, control characters or any Unicode
+  // travel exactly (the reference tests feed thousands of generated strings in one call).
+  VQD_ASSIGN_OR_RETURN(std::string text, vqd::io::ReadFile(*lines_path, uint64_t{1} << 30));
+  std::string out;
+  int64_t line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    if (line.empty()) continue;
+    nlohmann::json parsed = nlohmann::json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(*lines_path, ":", line_number, ": expected a JSON string on each line"));
+    }
+    out += nlohmann::json(tokenizer.EncodeToLength(parsed.get<std::string>())).dump();
+    out += '\n';
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
   return absl::OkStatus();
 }
 
@@ -297,10 +396,11 @@ int main(int argc, char** argv) {
   std::set<std::string> valued, switches;
   if (command == "generate") {
     valued = {"model", "prompt", "class-label", "out", "steps", "guidance", "truncation", "num-images", "seed",
-              "device", "dtype", "variant", "save-tokens"};
+              "device", "dtype", "variant", "save-tokens", "save-trace", "time-stride",
+              "prior-rule", "prior-weight", "init-image", "strength", "mask", "preview-every"};
     switches = {"quiet"};
   } else if (command == "tokenize") {
-    valued = {"model"};
+    valued = {"model", "lines"};
   } else if (command == "make-model") {
     valued = {"preset", "out", "seed", "dtype"};
   } else if (command == "convert-official") {

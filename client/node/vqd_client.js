@@ -4,7 +4,7 @@
 // health service, client/proto/), or from --proto-dir.
 //
 //   node vqd_client.js [--server HOST:PORT] [--timeout S] [--token T] [--tls ...] generate \
-//       (--prompt TEXT | --class-label N) [--steps N] [--guidance G] [--truncation R] [--num-images K] [--seed S] \
+//       (--prompt TEXT | --class-label N) [--steps N] [--time-stride S] [--prior-rule R] [--guidance G] [--truncation R] [--num-images K] [--seed S] \
 //       [--progress-every K] [--priority P] [--request-id ID] --out PREFIX [--save-tokens FILE] [--quiet]
 //   node vqd_client.js [--server HOST:PORT] info [--json]
 //   node vqd_client.js [--server HOST:PORT] health [--service NAME]
@@ -31,6 +31,10 @@ Commands:
   generate --prompt TEXT --out PREFIX [options]   writes PREFIX-<index>.png
   generate --class-label N --out PREFIX [options] (class-conditional models)
       --steps N --guidance G --truncation R --num-images K --seed S
+      --time-stride S (official strided sampling: timesteps T-1, T-1-S, ... and 0)
+      --prior-rule uniform|purity --prior-weight R (fixed-count unmasking, Improved VQ-Diffusion)
+      --init-image PNG --strength X --mask PNG (editing and inpainting)
+      --preview-every K (writes PREFIX-stepNN-<index>.png previews)
       --progress-every K (default 1 on a terminal, else 10; 0: none)
       --priority P --request-id ID --quiet
       --save-tokens FILE (the final token grids as JSON {"tokens": [[...], ...]})
@@ -60,7 +64,7 @@ const GLOBAL_VALUED = ['server', 'timeout', 'token', 'ca-cert', 'client-cert', '
 const GLOBAL_SWITCHES = ['tls', 'help'];
 const COMMANDS = {
   generate: {
-    valued: ['prompt', 'class-label', 'steps', 'guidance', 'truncation', 'num-images', 'seed', 'progress-every', 'priority',
+    valued: ['prompt', 'class-label', 'steps', 'time-stride', 'prior-rule', 'prior-weight', 'init-image', 'strength', 'mask', 'preview-every', 'guidance', 'truncation', 'num-images', 'seed', 'progress-every', 'priority',
       'request-id', 'out', 'save-tokens'],
     switches: ['quiet'],
   },
@@ -162,6 +166,14 @@ function loadPackage(protoFile, includeDir) {
     includeDirs: [includeDir], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true,
   });
   return grpc.loadPackageDefinition(definition);
+}
+
+function readInput(file) {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw new ClientError(`cannot read ${file}: ${e.message}`, EXIT.usage);
+  }
 }
 
 function readPem(file) {
@@ -403,12 +415,24 @@ async function cmdGenerate(conn, opts) {
   // Only the fields the user gave, so that the server applies its defaults to the others.
   const optional = {
     steps: uintOption(opts, 'steps', U32),
+    time_stride: uintOption(opts, 'time-stride', U32),
     num_images: uintOption(opts, 'num-images', U32),
     seed: uintOption(opts, 'seed', 0xffffffffffffffffn),
     guidance_scale: numberOption(opts, 'guidance'),
     truncation_rate: numberOption(opts, 'truncation'),
     class_label: int32Option(opts, 'class-label'),
+    prior_weight: numberOption(opts, 'prior-weight'),
+    strength: numberOption(opts, 'strength'),
+    preview_interval: uintOption(opts, 'preview-every', U32),
+    init_image: opts['init-image'] !== undefined ? readInput(opts['init-image']) : undefined,
+    mask: opts.mask !== undefined ? readInput(opts.mask) : undefined,
   };
+  if (opts['prior-rule'] !== undefined && opts['prior-rule'] !== 'none') {
+    if (!['uniform', 'purity'].includes(opts['prior-rule'])) {
+      throw new ClientError(`--prior-rule must be none, uniform or purity, got ${opts['prior-rule']}`, EXIT.usage);
+    }
+    request.prior_rule = `PRIOR_RULE_${opts['prior-rule'].toUpperCase()}`;
+  }
   for (const [field, value] of Object.entries(optional)) if (value !== undefined) request[field] = value;
   const quiet = Boolean(opts.quiet);
   const every = uintOption(opts, 'progress-every', U32);
@@ -439,6 +463,13 @@ async function cmdGenerate(conn, opts) {
             case 'queued': out.queued(ev.queued); break;
             case 'started': seed = ev.started.seed; out.started(ev.started); break;
             case 'progress': out.progress(ev.progress); break;
+            case 'preview':
+              ev.preview.pngs.forEach((png, i) => {
+                const file = `${opts.out}-step${String(ev.preview.step).padStart(2, '0')}-${i}.png`;
+                fs.writeFileSync(file, png);
+                out.line(`preview: wrote ${file} (${ev.preview.width}x${ev.preview.height}, step ${ev.preview.step})`);
+              });
+              break;
             case 'image': {
               const img = ev.image;
               seed = img.seed;

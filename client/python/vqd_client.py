@@ -2,7 +2,7 @@
 """Command-line client of the VQ-Diffusion gRPC service (vqdiffusion.v1.VqDiffusion).
 
     vqd_client.py [--server HOST:PORT] [--timeout S] [--token T] [--tls ...] generate \
-        (--prompt TEXT | --class-label N) [--steps N] [--guidance G] [--truncation R] [--num-images K] [--seed S] \
+        (--prompt TEXT | --class-label N) [--steps N] [--time-stride S] [--prior-rule uniform|purity] [--prior-weight R] [--guidance G] [--truncation R] [--num-images K] [--seed S] \
         [--progress-every K] [--priority P] [--request-id ID] --out PREFIX [--save-tokens FILE] [--quiet]
     vqd_client.py [--server HOST:PORT] info [--json]
     vqd_client.py [--server HOST:PORT] health [--service NAME]
@@ -334,10 +334,26 @@ def cmd_generate(args, channel):
     pb = load_proto(VQD_PROTO, args.proto_dir)
     req = pb.GenerateRequest(prompt=args.prompt or "")
     # Only the fields the user gave, so that the server applies its defaults to the others.
-    for field, value in (("num_images", args.num_images), ("steps", args.steps), ("guidance_scale", args.guidance),
+    for field, value in (("num_images", args.num_images), ("steps", args.steps), ("time_stride", args.time_stride),
+                         ("guidance_scale", args.guidance),
                          ("truncation_rate", args.truncation), ("seed", args.seed), ("class_label", args.class_label)):
         if value is not None:
             setattr(req, field, value)
+    if args.prior_rule not in (None, "none"):
+        req.prior_rule = pb.PriorRule.Value("PRIOR_RULE_" + args.prior_rule.upper())
+    if args.prior_weight is not None:
+        req.prior_weight = args.prior_weight
+    if args.strength is not None:
+        req.strength = args.strength
+    if args.preview_every is not None:
+        req.preview_interval = args.preview_every
+    for field, path in (("init_image", args.init_image), ("mask", args.mask)):
+        if path is not None:
+            try:
+                with open(path, "rb") as f:
+                    setattr(req, field, f.read())
+            except OSError as e:
+                raise ClientError(f"cannot read {path}: {e.strerror}", EXIT_USAGE) from e
     if args.progress_every is None:
         args.progress_every = 0 if args.quiet else (1 if sys.stderr.isatty() else 10)
     req.progress_interval = args.progress_every
@@ -364,6 +380,12 @@ def cmd_generate(args, channel):
                 out.started(ev.started)
             elif kind == "progress":
                 out.progress(ev.progress)
+            elif kind == "preview":
+                for i, png in enumerate(ev.preview.pngs):
+                    path = f"{args.out}-step{ev.preview.step:02d}-{i}.png"
+                    with open(path, "wb") as f:
+                        f.write(png)
+                    out.line(f"preview: wrote {path} ({ev.preview.width}x{ev.preview.height}, step {ev.preview.step})")
             elif kind == "image":
                 img = ev.image
                 seed = img.seed
@@ -443,6 +465,16 @@ def build_parser():
     condition.add_argument("--prompt", help="the text prompt (text models)")
     condition.add_argument("--class-label", type=int, metavar="N", help="the class (class-conditional models)")
     gen.add_argument("--steps", type=int, help="denoising steps (server default 100)")
+    gen.add_argument("--time-stride", type=int, metavar="S",
+                     help="official strided sampling: timesteps T-1, T-1-S, ... and 0 of the whole schedule")
+    gen.add_argument("--prior-rule", choices=["none", "uniform", "purity"],
+                     help="unmask exactly the scheduled number of tokens per step (Improved VQ-Diffusion)")
+    gen.add_argument("--prior-weight", type=float, metavar="R", help="purity only: sharpen confident positions (>= 0)")
+    gen.add_argument("--init-image", metavar="PNG", help="edit this image (the model's image size)")
+    gen.add_argument("--strength", type=float, metavar="X", help="how much of the chain the edit runs, (0, 1]")
+    gen.add_argument("--mask", metavar="PNG", help="inpainting: white regenerates, black keeps the image")
+    gen.add_argument("--preview-every", type=int, metavar="K",
+                     help="a preview every K steps, written to PREFIX-stepNN-<index>.png")
     gen.add_argument("--guidance", type=float, help="classifier-free guidance scale (server default: the model's)")
     gen.add_argument("--truncation", type=float, help="truncation rate in (0, 1] (server default: the model's)")
     gen.add_argument("--num-images", type=int, help="images to generate (server default 1)")

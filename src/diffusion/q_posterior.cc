@@ -28,6 +28,14 @@ torch::Tensor IndexToLogOnehot(const torch::Tensor& x, int64_t num_classes) {
   return torch::log(onehot.clamp_min(1e-30));
 }
 
+torch::Tensor LogQXtGivenX0(const VqSchedule& s, const torch::Tensor& x_0, int64_t t) {
+  const torch::Tensor log_onehot = IndexToLogOnehot(x_0, s.num_classes + 1);  // [B, K+1, N]
+  const torch::Tensor a = s.log_cumprod_at[t], b = s.log_cumprod_bt[t], c = s.log_cumprod_ct[t];
+  const torch::Tensor codes = (log_onehot.narrow(1, 0, s.num_classes) + a).logaddexp(b);  // [B, K, N]
+  const torch::Tensor mask = c.expand({x_0.size(0), 1, x_0.size(1)});
+  return torch::cat({codes, mask}, 1);
+}
+
 torch::Tensor QPosterior(const VqSchedule& s, const torch::Tensor& log_p_x_0, const torch::Tensor& x_t,
                          const torch::Tensor& t) {
   torch::Tensor log_onehot = IndexToLogOnehot(x_t, s.num_classes + 1);                          // [B, K+1, N]

@@ -173,7 +173,22 @@ void DeviceWorker::Admit() {
       r->group.guidance_scale = p.guidance_scale;
       r->group.truncation_rate = p.truncation_rate;
       r->group.generator = r->generator.get();
+      r->group.prior_rule = p.prior_rule;
+      r->group.prior_weight = p.prior_weight;
+      const int64_t chain = p.edit ? *pipeline::EditChainLength(p.edit->strength, info) : 0;
+      r->plan = pipeline::PlanSteps(p.steps, p.time_stride, info, chain);
     });
+    if (status.ok() && p.edit) {  // the image's encoding and noising, on this device
+      absl::StatusOr<pipeline::EditStart> start =
+          pipeline::PrepareEdit(*pipeline_, *p.edit, p.num_images, r->plan.front().timestep, *r->generator);
+      if (start.ok()) {
+        r->group.tokens = start->tokens;
+        r->group.known_tokens = start->known_tokens;
+        r->group.known = start->known;
+      } else {
+        status = start.status();
+      }
+    }
     if (!status.ok()) {
       FailRequest(r, status, Outcome::kError);
       continue;
@@ -289,6 +304,7 @@ void DeviceWorker::Step() {
   DropStopped();
   StepBatcher::StepOutcome outcome = batcher_.Commit();
   if (!outcome.progress_due.empty()) SendProgress(outcome.progress_due);
+  if (!outcome.preview_due.empty()) SendPreviews(outcome.preview_due);
   const Clock::time_point end = Clock::now();
   for (auto& r : outcome.finished) r->last_step_at = end;
   PublishLoad();
@@ -329,6 +345,32 @@ void DeviceWorker::SendProgress(const std::vector<GenerationRequest*>& requests)
       r->first_progress_seconds = SecondsSince(r->admitted_at);
       if (observer_) observer_->OnFirstProgress(r->first_progress_seconds);
     }
+    r->Deliver(std::move(event));
+  }
+}
+
+void DeviceWorker::SendPreviews(const std::vector<GenerationRequest*>& requests) {
+  const pipeline::PipelineInfo& info = pipeline_->info();
+  for (GenerationRequest* r : requests) {
+    absl::StatusOr<pipeline::PreviewImages> previews = absl::InternalError("no x_0 prediction");
+    absl::Status status = CatchTorch("preparing a preview", [&] {
+      if (!r->preview_x0.defined()) return;
+      previews = pipeline::RenderPreviews(
+          *pipeline_, pipeline::PreviewTokens(r->group.tokens, r->preview_x0, info.codebook_size));
+    });
+    r->preview_x0 = torch::Tensor();
+    if (status.ok()) status = previews.status();
+    if (!status.ok()) {
+      spdlog::warn("request {}: no preview this step: {}", r->id(), std::string(status.message()));
+      continue;
+    }
+    PreviewEvent event;
+    event.step = r->steps_done;
+    event.total_steps = r->params().steps;
+    event.timestep = r->group.timestep;
+    event.pngs = std::move(previews->pngs);
+    event.width = previews->width;
+    event.height = previews->height;
     r->Deliver(std::move(event));
   }
 }

@@ -81,6 +81,8 @@ class DeviceWorker {
       const std::vector<std::shared_ptr<GenerationRequest>>& requests);
   // Copies the grids of every request that owes a progress event in one device-to-host copy.
   void SendProgress(const std::vector<GenerationRequest*>& requests);
+  // Decodes each request's preview grids (its x_0 prediction in the masked positions) to small PNGs.
+  void SendPreviews(const std::vector<GenerationRequest*>& requests);
   void FinishRequests(std::vector<std::shared_ptr<GenerationRequest>> finished);
   // Decodes one finished request's grids and hands its images to the output threads.
   void FinishRequest(const std::shared_ptr<GenerationRequest>& request);

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "pipeline/generate.h"
 
 namespace vqd::engine {
 
@@ -72,6 +73,17 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const std::string& model_
 Engine::~Engine() { Shutdown(absl::UnavailableError("the server is shutting down")); }
 
 absl::Status Engine::Submit(const std::shared_ptr<GenerationRequest>& request) {
+  // The steps must be the ones the stride implies (the server's validation fills them in).
+  const RequestParams& p = request->params();
+  int64_t chain = 0;
+  if (p.edit) {
+    absl::StatusOr<int64_t> edit_chain = pipeline::EditChainLength(p.edit->strength, info());
+    if (!edit_chain.ok()) return edit_chain.status();
+    chain = *edit_chain;
+  }
+  absl::StatusOr<int64_t> steps = pipeline::StepsForStride(p.steps, p.time_stride, info(), chain);
+  if (!steps.ok()) return steps.status();
+  if (absl::Status prior = pipeline::CheckPrior(p.prior_rule, p.prior_weight); !prior.ok()) return prior;
   if (request->rows() > options_.max_batch_rows) {
     return absl::InvalidArgumentError(absl::StrCat(
         "num_images: ", request->params().num_images, " images", request->params().guided() ? " with guidance" : "",

@@ -16,7 +16,11 @@ const char* OutcomeName(Outcome outcome) {
 
 GenerationRequest::GenerationRequest(RequestParams params, std::shared_ptr<EventSink> sink,
                                      std::optional<Clock::time_point> deadline)
-    : accepted_at(Clock::now()), params_(std::move(params)), sink_(std::move(sink)), deadline_(deadline) {}
+    : accepted_at(Clock::now()),
+      plan(diffusion::ContiguousPlan(params.steps)),
+      params_(std::move(params)),
+      sink_(std::move(sink)),
+      deadline_(deadline) {}
 
 void GenerationRequest::Deliver(RequestEvent event) {
   std::lock_guard<std::mutex> lock(deliver_mu_);

@@ -8,7 +8,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
+#include "diffusion/sampling_plan.h"
 #include "engine/request_types.h"
 #include "pipeline/vq_diffusion_pipeline.h"
 
@@ -59,6 +61,10 @@ class GenerationRequest {
   // Denoising state, owned by the device worker running the request.
   std::unique_ptr<torch::Generator> generator;
   pipeline::SampleGroup group;
+  // What each step visits: diffusers' plan until admission sets the request's own (its stride, its
+  // edit's chain and its fixed-count sampling's counts).
+  std::vector<diffusion::PlannedStep> plan;
+  torch::Tensor preview_x0;                  // the x_0 prediction of a step that owes a preview
   int64_t steps_done = 0;
   bool started = false;
 

@@ -3,13 +3,17 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include <torch/torch.h>
 
 #include "absl/status/status.h"
+#include "diffusion/prior_sampling.h"
+#include "pipeline/edit_start.h"
 
 namespace vqd::engine {
 
@@ -19,11 +23,17 @@ struct RequestParams {
   std::string prompt;
   std::optional<int64_t> class_label;  // class-conditional models, instead of the prompt
   int64_t num_images = 1;
-  int64_t steps = 100;
+  int64_t steps = 100;      // with time_stride > 1: the strided plan's length
+  int64_t time_stride = 1;  // > 1: the official strided sampler (diffusion/sampling_plan.h)
+  diffusion::PriorRule prior_rule = diffusion::PriorRule::kNone;  // fixed-count unmasking
+  float prior_weight = 0.0f;
+  // Editing and inpainting: the image (and mask) to start from, validated; null: all masked.
+  std::shared_ptr<const pipeline::EditInput> edit;
   float guidance_scale = 5.0f;
   float truncation_rate = 1.0f;
   uint64_t seed = 0;
   int64_t progress_interval = 0;  // 0: no progress events
+  int64_t preview_interval = 0;   // 0: no previews (pipeline/preview.h)
   int32_t priority = 0;           // higher first
 
   bool guided() const { return guidance_scale > 1.0f; }
@@ -59,6 +69,14 @@ struct ProgressEvent {
   int64_t grid_height = 0, grid_width = 0;
   float masked_fraction = 0;
 };
+// What the model predicts the images to be after a step: small PNGs, one per image.
+struct PreviewEvent {
+  int64_t step = 0;  // steps completed, 1-based
+  int64_t total_steps = 0;
+  int64_t timestep = 0;
+  std::vector<std::string> pngs;
+  int64_t width = 0, height = 0;
+};
 struct ImageEvent {
   int64_t index = 0;
   std::string png;
@@ -71,7 +89,7 @@ struct DoneEvent {
   RequestTimings timings;
   int64_t steps = 0;
 };
-using RequestEvent = std::variant<QueuedEvent, StartedEvent, ProgressEvent, ImageEvent, DoneEvent>;
+using RequestEvent = std::variant<QueuedEvent, StartedEvent, ProgressEvent, PreviewEvent, ImageEvent, DoneEvent>;
 
 // Receives one request's events. Called from engine threads; implementations must not block
 // (the server's implementation queues the event for the RPC's writer). After DoneEvent or

@@ -45,7 +45,12 @@ const std::vector<std::shared_ptr<GenerationRequest>>& StepBatcher::Plan(int64_t
   for (auto& r : active_) {
     if (!planned_.empty() && rows + r->rows() > row_budget) continue;  // a smaller later one may fit
     rows += r->rows();
-    r->group.timestep = pipeline::TimestepAt(r->params().steps, r->steps_done);
+    const diffusion::PlannedStep& step = r->plan.at(static_cast<size_t>(r->steps_done));
+    r->group.timestep = step.timestep;
+    r->group.posterior_timestep = step.posterior_timestep;
+    r->group.unmask_count = step.unmask_count;
+    const bool preview = pipeline::PreviewDue(r->params().preview_interval, r->steps_done + 1, r->params().steps);
+    r->group.x0_argmax_out = preview ? &r->preview_x0 : nullptr;
     planned_.push_back(r);
   }
   return planned_;
@@ -78,6 +83,7 @@ StepBatcher::StepOutcome StepBatcher::Commit() {
     if (p.progress_interval > 0 && (r->steps_done % p.progress_interval == 0 || done)) {
       out.progress_due.push_back(r.get());
     }
+    if (pipeline::PreviewDue(p.preview_interval, r->steps_done, p.steps)) out.preview_due.push_back(r.get());
     if (done) {
       active_rows_ -= r->rows();
       out.finished.push_back(std::move(r));

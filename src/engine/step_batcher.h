@@ -36,6 +36,7 @@ class StepBatcher {
 
   struct StepOutcome {
     std::vector<GenerationRequest*> progress_due;                // still active or just finished
+    std::vector<GenerationRequest*> preview_due;                 // still active
     std::vector<std::shared_ptr<GenerationRequest>> finished;    // removed from the batch
   };
   // Records that the planned step ran: advances each planned request (still active) by one step.

@@ -16,6 +16,13 @@
 namespace vqd::pipeline {
 namespace {
 
+// Inpainting: the positions outside the mask go back to the encoded image after every step.
+void HoldKnownTokens(std::vector<SampleGroup*>& groups) {
+  for (SampleGroup* g : groups) {
+    if (g->known.defined()) g->tokens = torch::where(g->known, g->known_tokens, g->tokens);
+  }
+}
+
 absl::Status CheckGroup(const SampleGroup& g, const PipelineInfo& info) {
   if (!g.prompt || g.generator == nullptr) return absl::InvalidArgumentError("sample group lacks a prompt or generator");
   if (g.tokens.dim() != 2 || g.tokens.size(0) < 1 || g.tokens.size(1) != info.num_latent_pixels) {
@@ -26,10 +33,21 @@ absl::Status CheckGroup(const SampleGroup& g, const PipelineInfo& info) {
     return absl::InvalidArgumentError(
         absl::StrCat("timestep ", g.timestep, " outside [0, ", info.num_train_timesteps, ")"));
   }
+  if (g.posterior_t() < 0 || g.posterior_t() > g.timestep) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("posterior timestep ", g.posterior_t(), " outside [0, ", g.timestep, "] (the step's timestep)"));
+  }
   if (!(g.truncation_rate > 0.0f && g.truncation_rate <= 1.0f)) {
     return absl::InvalidArgumentError(absl::StrCat("truncation rate ", g.truncation_rate, " outside (0, 1]"));
   }
   if (!std::isfinite(g.guidance_scale)) return absl::InvalidArgumentError("guidance scale is not finite");
+  if (g.known.defined() && (g.known.sizes() != g.tokens.sizes() || g.known_tokens.sizes() != g.tokens.sizes())) {
+    return absl::InvalidArgumentError("sample group's known tokens do not match its tokens' shape");
+  }
+  if (!(g.prior_weight >= 0.0f && std::isfinite(g.prior_weight)) || g.unmask_count < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("prior weight ", g.prior_weight, " or unmask count ",
+                                                   g.unmask_count, " is negative or not finite"));
+  }
   return absl::OkStatus();
 }
 
@@ -49,7 +67,8 @@ absl::Status VqDiffusionPipeline::DenoiseStep(std::vector<SampleGroup*>& groups)
       const size_t n = static_cast<size_t>(g->tokens.size(0));
       if (g->guided()) scales.insert(scales.end(), n, g->guidance_scale);
       rates.insert(rates.end(), n, g->truncation_rate);
-      if (g->timestep > 0) posterior_t.insert(posterior_t.end(), n, g->timestep);
+      const bool prior_step = g->prior_rule != diffusion::PriorRule::kNone && g->timestep > 0;
+      if (g->posterior_t() > 0 && !prior_step) posterior_t.insert(posterior_t.end(), n, g->posterior_t());
     }
     StepUpload upload(device);
     const size_t guided_id = upload.Add(rows.guided_images), scales_id = upload.Add(scales),
@@ -67,6 +86,7 @@ absl::Status VqDiffusionPipeline::DenoiseStep(std::vector<SampleGroup*>& groups)
     }
     if (info_.sampler == Sampler::kOfficial) {
       OfficialSampleStep(groups, rows.uncond_rows, log_p);
+      HoldKnownTokens(groups);
       return;
     }
     const int64_t num_images = log_p.size(0) - rows.uncond_rows;
@@ -89,7 +109,13 @@ absl::Status VqDiffusionPipeline::DenoiseStep(std::vector<SampleGroup*>& groups)
       torch::Tensor group_x0 = x0.narrow(0, offset, n);
       offset += n;
       if (g->log_p_x_0_out) *g->log_p_x_0_out = group_x0.clone();
-      if (g->timestep == 0) {
+      if (g->x0_argmax_out) *g->x0_argmax_out = group_x0.argmax(1);
+      if (g->prior_rule != diffusion::PriorRule::kNone && g->timestep > 0) {
+        g->tokens = diffusion::PriorUnmaskStep(group_x0, g->tokens, info_.codebook_size, g->prior_rule,
+                                               g->prior_weight, g->unmask_count, *g->generator);
+        continue;
+      }
+      if (g->posterior_t() == 0) {
         torch::Tensor u = diffusion::DrawUniform(*g->generator, group_x0.sizes(), device);
         g->tokens = diffusion::SampleX0(group_x0, u, info_.fused);
         continue;
@@ -100,7 +126,10 @@ absl::Status VqDiffusionPipeline::DenoiseStep(std::vector<SampleGroup*>& groups)
           *g->generator, {n, info_.codebook_size + 1, info_.num_latent_pixels}, device));
       posterior_groups.push_back(g);
     }
-    if (posterior_groups.empty()) return;
+    if (posterior_groups.empty()) {
+      HoldKnownTokens(groups);
+      return;
+    }
     // All groups past t = 0 (the usual case): x0 is theirs already, no copy.
     torch::Tensor logp_all = posterior_groups.size() == groups.size() ? x0 : torch::cat(posterior_logp, 0);
     torch::Tensor sampled = diffusion::SamplePosterior(schedule_, logp_all, torch::cat(posterior_xt, 0),
@@ -112,6 +141,7 @@ absl::Status VqDiffusionPipeline::DenoiseStep(std::vector<SampleGroup*>& groups)
       g->tokens = sampled.narrow(0, offset, n);
       offset += n;
     }
+    HoldKnownTokens(groups);
   });
 }
 

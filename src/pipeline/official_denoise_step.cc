@@ -8,6 +8,7 @@
 
 #include "diffusion/gumbel_sampler.h"
 #include "diffusion/official_sampling.h"
+#include "diffusion/prior_sampling.h"
 #include "pipeline/vq_diffusion_pipeline.h"
 
 namespace vqd::pipeline {
@@ -46,27 +47,40 @@ void VqDiffusionPipeline::OfficialSampleStep(std::vector<SampleGroup*>& groups, 
     x0 = x0.index_copy(0, images, guided);
   }
   std::vector<float> rates;
-  std::vector<int64_t> timesteps;
-  for (const SampleGroup* g : groups) {
-    rates.insert(rates.end(), g->tokens.size(0), g->truncation_rate);
-    timesteps.insert(timesteps.end(), g->tokens.size(0), g->timestep);
-  }
+  for (const SampleGroup* g : groups) rates.insert(rates.end(), g->tokens.size(0), g->truncation_rate);
   x0 = diffusion::OfficialTruncate(diffusion::AppendMaskRow(x0), torch::tensor(rates).to(device));  // [B, K+1, N]
 
-  std::vector<torch::Tensor> x_t, uniforms;
+  // Fixed-count groups (p_sample with prior_rule > 0, t > 0) step on their own; the rest share the
+  // posterior.
+  std::vector<torch::Tensor> x_t, uniforms, posterior_x0;
+  std::vector<int64_t> posterior_timesteps;
+  std::vector<SampleGroup*> posterior_groups;
   int64_t offset = 0;
-  for (SampleGroup* g : groups) {
+  for (size_t i = 0; i < groups.size(); ++i) {
+    SampleGroup* g = groups[i];
     const int64_t n = g->tokens.size(0);
-    if (g->log_p_x_0_out) *g->log_p_x_0_out = x0.narrow(0, offset, n).clone();
+    const torch::Tensor group_x0 = x0.narrow(0, offset, n);
+    if (g->log_p_x_0_out) *g->log_p_x_0_out = group_x0.clone();
+    if (g->x0_argmax_out) *g->x0_argmax_out = group_x0.narrow(1, 0, info_.codebook_size).argmax(1);
     offset += n;
+    if (g->prior_rule != diffusion::PriorRule::kNone && g->timestep > 0) {
+      g->tokens = diffusion::PriorUnmaskStep(group_x0, g->tokens, info_.codebook_size, g->prior_rule,
+                                             g->prior_weight, g->unmask_count, *g->generator);
+      continue;
+    }
+    posterior_x0.push_back(group_x0);
+    posterior_timesteps.insert(posterior_timesteps.end(), static_cast<size_t>(n), g->posterior_t());
     x_t.push_back(g->tokens);
     uniforms.push_back(diffusion::DrawUniform(*g->generator, {n, x0.size(1), x0.size(2)}, device));
+    posterior_groups.push_back(g);
   }
+  if (posterior_groups.empty()) return;
   const torch::Tensor posterior = diffusion::OfficialQPosterior(
-      *official_schedule_, x0, torch::cat(x_t, 0), torch::tensor(timesteps, torch::kInt64).to(device));
+      *official_schedule_, posterior_groups.size() == groups.size() ? x0 : torch::cat(posterior_x0, 0),
+      torch::cat(x_t, 0), torch::tensor(posterior_timesteps, torch::kInt64).to(device));
   const torch::Tensor sampled = diffusion::GumbelArgmax(posterior, torch::cat(uniforms, 0));  // [B, N]
   offset = 0;
-  for (SampleGroup* g : groups) {
+  for (SampleGroup* g : posterior_groups) {
     const int64_t n = g->tokens.size(0);
     g->tokens = sampled.narrow(0, offset, n);
     offset += n;

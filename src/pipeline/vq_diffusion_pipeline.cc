@@ -1,5 +1,6 @@
 #include "pipeline/vq_diffusion_pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <spdlog/spdlog.h>
@@ -8,6 +9,8 @@
 #include "base/device_scope.h"
 #include "base/status_macros.h"
 #include "base/torch_util.h"
+#include "diffusion/gumbel_sampler.h"
+#include "diffusion/q_posterior.h"
 #include "io/json_config.h"
 #include "io/weights_file.h"
 #include "nn/state_dict.h"
@@ -78,16 +81,21 @@ absl::Status VqDiffusionPipeline::LoadComponents(const ModelDirectory& dir, cons
                                                    transformer_name, " num_vector_embeds ",
                                                    denoiser_->num_vector_embeds()));
   }
-  if (vqvae_config.num_vq_embeddings != denoiser_->num_vector_embeds() - 1) {
-    return absl::InvalidArgumentError(absl::StrCat("vqvae num_vq_embeddings ", vqvae_config.num_vq_embeddings, " != ",
-                                                   transformer_name, " classes ", denoiser_->num_vector_embeds() - 1,
-                                                   " (num_vector_embeds - 1)"));
+  // A larger codebook than the transformer's classes decodes every token the transformer can
+  // produce (diffusers' own fast tests pair 12 codes with 11 classes); a smaller one cannot.
+  if (vqvae_config.num_vq_embeddings < denoiser_->num_vector_embeds() - 1) {
+    return absl::InvalidArgumentError(absl::StrCat("vqvae num_vq_embeddings ", vqvae_config.num_vq_embeddings,
+                                                   " is smaller than ", transformer_name, " classes ",
+                                                   denoiser_->num_vector_embeds() - 1, " (num_vector_embeds - 1)"));
   }
-  if (denoiser_->num_embeds_ada_norm() < schedule_config.num_train_timesteps) {
-    return absl::InvalidArgumentError(absl::StrCat(transformer_name, " num_embeds_ada_norm ",
-                                                   denoiser_->num_embeds_ada_norm(),
-                                                   " is smaller than the scheduler's num_train_timesteps ",
-                                                   schedule_config.num_train_timesteps));
+  // The transformer embeds timesteps below num_embeds_ada_norm only: a smaller table than the
+  // schedule (diffusers' fast tests: 12 against 100) limits requests to its first timesteps.
+  const int64_t usable_timesteps = std::min(denoiser_->num_embeds_ada_norm(), schedule_config.num_train_timesteps);
+  if (usable_timesteps < schedule_config.num_train_timesteps) {
+    spdlog::warn("{} num_embeds_ada_norm {} is smaller than the scheduler's num_train_timesteps {}: requests may use "
+                 "timesteps 0..{} only",
+                 transformer_name, denoiser_->num_embeds_ada_norm(), schedule_config.num_train_timesteps,
+                 usable_timesteps - 1);
   }
 
   VQD_RETURN_IF_ERROR(CatchTorch("building the VQ-VAE", [&] { vqvae_ = model::VqModel(vqvae_config, placement); }));
@@ -116,7 +124,7 @@ absl::Status VqDiffusionPipeline::LoadComponents(const ModelDirectory& dir, cons
   info_.grid_width = denoiser_->grid_width();
   info_.num_latent_pixels = info_.grid_height * info_.grid_width;
   info_.codebook_size = denoiser_->num_vector_embeds() - 1;
-  info_.num_train_timesteps = schedule_config.num_train_timesteps;
+  info_.num_train_timesteps = usable_timesteps;
   info_.image_height = info_.grid_height * vqvae_config.downsample_factor();
   info_.image_width = info_.grid_width * vqvae_config.downsample_factor();
   info_.conditioning = dir.conditioning();
@@ -210,6 +218,22 @@ torch::Tensor VqDiffusionPipeline::MaskedTokens(int64_t n) const {
                      torch::TensorOptions().dtype(torch::kInt64).device(info_.device));
 }
 
+absl::StatusOr<torch::Tensor> VqDiffusionPipeline::NoiseTokens(const torch::Tensor& x_0, int64_t t,
+                                                               torch::Generator& generator) {
+  if (x_0.dim() != 2 || x_0.size(1) != info_.num_latent_pixels || t < 0 || t >= info_.num_train_timesteps) {
+    return absl::InvalidArgumentError(absl::StrCat("noising needs tokens [n, ", info_.num_latent_pixels,
+                                                   "] and t in [0, ", info_.num_train_timesteps, "), got ",
+                                                   ShapeString(x_0.sizes()), " and ", t));
+  }
+  torch::Tensor x_t;
+  VQD_RETURN_IF_ERROR(CatchTorch("noising the encoded image", [&] {
+    torch::InferenceMode inference;
+    const torch::Tensor log_q = diffusion::LogQXtGivenX0(schedule_, x_0.to(info_.device), t);
+    x_t = diffusion::GumbelArgmax(log_q, diffusion::DrawUniform(generator, log_q.sizes(), info_.device));
+  }));
+  return x_t;
+}
+
 absl::StatusOr<torch::Tensor> VqDiffusionPipeline::Decode(const torch::Tensor& tokens) {
   if (tokens.dim() != 2 || tokens.size(1) != info_.num_latent_pixels) {
     return absl::InvalidArgumentError(absl::StrCat("token grids must be [B, ", info_.num_latent_pixels, "], got ",
@@ -241,6 +265,12 @@ absl::StatusOr<torch::Tensor> VqDiffusionPipeline::EncodeImage(const torch::Tens
     torch::Tensor x = images.to(info_.device).to(info_.dtype).permute({0, 3, 1, 2}) * 2 - 1;
     tokens = vqvae_->EncodeTokens(x);
   }));
+  if (!tokens.defined() || tokens.numel() == 0) return tokens;
+  const int64_t largest = tokens.max().item<int64_t>();
+  if (largest >= info_.codebook_size) {
+    return absl::InvalidArgumentError(absl::StrCat("the image encodes to code ", largest, ", which the transformer's ",
+                                                   info_.codebook_size, " classes cannot hold"));
+  }
   return tokens;
 }
 

@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
 #include "diffusion/official_sampling.h"
+#include "diffusion/prior_sampling.h"
 #include "diffusion/vq_schedule.h"
 #include "model/class_transformer.h"
 #include "model/transformer_2d.h"
@@ -55,7 +56,9 @@ struct PipelineInfo {
   int64_t grid_height = 0, grid_width = 0;  // token grid
   int64_t num_latent_pixels = 0;             // grid_height * grid_width
   int64_t codebook_size = 0;                 // K; the mask token is K
-  int64_t num_train_timesteps = 0;           // the most steps a request may ask for
+  // The most steps a request may ask for: the schedule's length, or the transformer's timestep
+  // table if that is smaller.
+  int64_t num_train_timesteps = 0;
   int64_t image_height = 0, image_width = 0;
   int64_t max_prompt_tokens = 0;             // ids the text encoder sees, BOS and EOS included (text models)
   bool learned_null_embeddings = false;      // false: guidance uses the empty prompt (or the mean class)
@@ -79,15 +82,29 @@ struct PipelineInfo {
 struct SampleGroup {
   std::shared_ptr<const PromptEncoding> prompt;
   torch::Tensor tokens;            // [n, N] int64 on the pipeline's device: x_t
-  int64_t timestep = 0;            // t, in [0, num_train_timesteps)
+  int64_t timestep = 0;            // t, in [0, num_train_timesteps): the transformer's
+  // The posterior that samples the next state is taken at this index (strided sampling,
+  // diffusion/sampling_plan.h); 0 samples p(x_0). Unset: `timestep`, as diffusers.
+  std::optional<int64_t> posterior_timestep;
+  // Fixed-count unmasking (Improved VQ-Diffusion; diffusion/prior_sampling.h): at t > 0 the step
+  // unmasks exactly unmask_count tokens per image instead of sampling the posterior.
+  diffusion::PriorRule prior_rule = diffusion::PriorRule::kNone;
+  float prior_weight = 0.0f;
+  int64_t unmask_count = 0;
+  // Inpainting: where `known` ([n, N] bool) is set, the tokens are held to known_tokens after
+  // every step (the image outside the mask). Undefined: nothing is held.
+  torch::Tensor known_tokens, known;
   float guidance_scale = 5.0f;     // guidance is on iff > 1, as in diffusers
   float truncation_rate = 1.0f;    // in (0, 1]
   torch::Generator* generator = nullptr;  // the request's, on the pipeline's device
   // When set, receives the guided, truncated and clamped log p(x_0 | x_t) [n, K, N] (tests, tools);
   // with the official sampler [n, K + 1, N], the mask row included, as the official code has it.
   torch::Tensor* log_p_x_0_out = nullptr;
+  // When set, receives argmax_k log p(x_0 = k | x_t) [n, N] int64 over the codes (live previews).
+  torch::Tensor* x0_argmax_out = nullptr;
 
   bool guided() const { return guidance_scale > 1.0f; }
+  int64_t posterior_t() const { return posterior_timestep.value_or(timestep); }
 };
 
 class TransformerRunner;
@@ -135,6 +152,9 @@ class VqDiffusionPipeline {
 
   // The initial x_T of `n` images: every token masked.
   torch::Tensor MaskedTokens(int64_t n) const;
+  // x_t drawn from q(x_t | x_0) for known tokens x_0 [n, N] (editing: the encoded image noised to
+  // the edit's first timestep), with one uniform tensor [n, K + 1, N] from `generator`.
+  absl::StatusOr<torch::Tensor> NoiseTokens(const torch::Tensor& x_0, int64_t t, torch::Generator& generator);
 
   // Direct access for tests and benchmarks. The text accessors need a text model, class_transformer
   // a class-conditional one (they throw otherwise), official_schedule a converted model.

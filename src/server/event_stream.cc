@@ -46,6 +46,14 @@ v1::GenerateEvent ToProto(const engine::RequestEvent& event, const std::string& 
           p->set_timestep(static_cast<uint32_t>(e.timestep));
           p->set_masked_fraction(e.masked_fraction);
           for (int64_t i = 0; i < e.grids.size(0); ++i) FillGrid(e.grids[i], e.grid_height, e.grid_width, p->add_grids());
+        } else if constexpr (std::is_same_v<T, engine::PreviewEvent>) {
+          v1::Preview* p = out.mutable_preview();
+          p->set_step(static_cast<uint32_t>(e.step));
+          p->set_total_steps(static_cast<uint32_t>(e.total_steps));
+          p->set_timestep(static_cast<uint32_t>(e.timestep));
+          p->set_width(static_cast<uint32_t>(e.width));
+          p->set_height(static_cast<uint32_t>(e.height));
+          for (const std::string& png : e.pngs) p->add_pngs(png);
         } else if constexpr (std::is_same_v<T, engine::ImageEvent>) {
           v1::Image* img = out.mutable_image();
           img->set_index(static_cast<uint32_t>(e.index));

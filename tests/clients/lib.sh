@@ -113,6 +113,27 @@ exercise_client() {
   check_png "$out/img-1.png" "$width" "$height"
   [ ! -e "$out/img-2.png" ] || fail "a third image was written"
   check_tokens "$out" 2
+  # The official samplers' fields and previews (against the real server only: VQD_TEST_SAMPLERS=1):
+  # a time stride of 10 visits 11 timesteps of the tiny model's 100-step schedule; its grid goes to
+  # OUT/sampler/tokens.json (compared by the caller).
+  if [ "${VQD_TEST_SAMPLERS:-0}" = 1 ]; then
+    mkdir -p "$out/sampler" && cp "$out/info.json" "$out/sampler/info.json"
+    rc=0
+    "${client[@]}" generate --prompt "a small red boat on a lake" --time-stride 10 --prior-rule purity --prior-weight 1 \
+      --seed 2 --progress-every 1 --preview-every 5 --out "$out/sampler/img" --save-tokens "$out/sampler/tokens.json" \
+      "${extra[@]}" \
+      > "$out/sampler.out" 2> "$out/sampler.err" || rc=$?
+    [ "$rc" -eq 0 ] || fail "generate --time-stride 10 --prior-rule purity exited $rc: $(cat "$out/sampler.err")"
+    grep -q "^step 11/11 " "$out/sampler.err" || fail "a time stride of 10 did not report step 11/11: $(cat "$out/sampler.err")"
+    check_tokens "$out/sampler" 1
+    # Previews after steps 5 and 10 of 11 (the tiny model's images are already small).
+    check_png "$out/sampler/img-step05-0.png" "$width" "$height"
+    check_png "$out/sampler/img-step10-0.png" "$width" "$height"
+    [ ! -e "$out/sampler/img-step11-0.png" ] || fail "a preview after the last step"
+    rc=0
+    "${client[@]}" generate --prompt x --prior-rule uniform --prior-weight 1 --out "$out/bad" --quiet 2> "$out/invalid.err" || rc=$?
+    [ "$rc" -eq 5 ] || fail "generate --prior-rule uniform --prior-weight 1 exited $rc, expected 5: $(cat "$out/invalid.err")"
+  fi
   # An out-of-range field is INVALID_ARGUMENT: exit code 5.
   rc=0
   "${client[@]}" generate --prompt x --steps 0 --out "$out/bad" --quiet 2> "$out/invalid.err" || rc=$?

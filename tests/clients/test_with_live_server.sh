@@ -43,6 +43,7 @@ run() {
   esac
 }
 DIR=$(dirname "$0")
+export VQD_TEST_SAMPLERS=1  # the real server serves the official samplers' fields and previews
 run cpp "$DIR/run_cpp_client.sh" "$CLIENT" "$ADDR" "$WORK/cpp"
 run python "$DIR/run_python_client.sh" "$ADDR" "$WORK/python"
 run node "$DIR/run_node_client.sh" "$ADDR" "$WORK/node"
@@ -62,6 +63,23 @@ PY
   then PASSED=$((PASSED + 1)); echo "PASS: the same grids through ${#TOKENS[@]} clients"
   else FAILED=$((FAILED + 1)); echo "FAIL: the clients' token grids differ"; fi
 fi
+
+# The official samplers' request (stride 10, purity): the same grid through every client, and the
+# grid `vqd generate` computes with the same fields (a client that dropped a field would differ).
+"$VQD" generate --model "$WORK/model" --prompt "a small red boat on a lake" --time-stride 10 --prior-rule purity \
+  --prior-weight 1 --seed 2 --out "$WORK/offline" --save-tokens "$WORK/offline-tokens.json" --quiet \
+  || fail "vqd generate with the samplers' fields"
+SAMPLERS=("$WORK/offline-tokens.json")
+for name in cpp python node; do
+  [ -s "$WORK/$name/$name/sampler/tokens.json" ] && SAMPLERS+=("$WORK/$name/$name/sampler/tokens.json")
+done
+if python3 - "${SAMPLERS[@]}" <<'PY'
+import json, sys
+grids = [json.load(open(p))["tokens"] for p in sys.argv[1:]]
+assert len(grids) >= 2 and all(g == grids[0] for g in grids), "the strided purity grids differ from vqd generate's"
+PY
+then PASSED=$((PASSED + 1)); echo "PASS: strided purity grids through $(( ${#SAMPLERS[@]} - 1 )) clients equal vqd generate's"
+else FAILED=$((FAILED + 1)); echo "FAIL: strided purity grids differ"; fi
 
 # The server stops cleanly on SIGTERM.
 kill -TERM "$SERVER_PID"

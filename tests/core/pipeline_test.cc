@@ -2,13 +2,16 @@
 // random model (no reference data needed).
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "common/test_model.h"
 #include "diffusion/gumbel_sampler.h"
+#include "io/png.h"
 #include "io/safetensors.h"
+#include "pipeline/edit_start.h"
 #include "pipeline/generate.h"
 
 namespace vqd::pipeline {
@@ -143,6 +146,194 @@ TEST_F(PipelineTest, BadParametersAreRejected) {
   p.guidance_scale = 5.0f;
   p.num_images = 0;
   EXPECT_EQ(Generate(*pipe_, p).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Fixed-count unmasking: after each step t > 0 exactly the planned number of tokens more is known
+// (the plan's counts, which add up to the grid), nothing is masked at the end, and the images are
+// the decode of the tokens; with a time stride as well.
+TEST_F(PipelineTest, PriorRulesUnmaskThePlannedCountEveryStep) {
+  const PipelineInfo& info = pipe_->info();
+  for (const auto& [rule, stride] : {std::pair{diffusion::PriorRule::kPurity, int64_t{1}},
+                                     std::pair{diffusion::PriorRule::kUniform, int64_t{4}}}) {
+    GenerateParams p;
+    p.prompt = "a red car";
+    p.num_images = 2;
+    p.seed = 3;
+    p.prior_rule = rule;
+    p.prior_weight = rule == diffusion::PriorRule::kPurity ? 1.0f : 0.0f;
+    p.time_stride = stride;
+    p.steps = *StepsForStride(std::nullopt, stride, info);
+    auto r = Generate(*pipe_, p, {}, /*keep_step_tokens=*/true);
+    ASSERT_TRUE(r.ok()) << r.status();
+    const std::vector<diffusion::PlannedStep> plan = PlanSteps(p.steps, stride, info);
+    ASSERT_EQ(r->step_tokens.size(), plan.size());
+    std::vector<int64_t> masked(2, info.num_latent_pixels);
+    for (size_t s = 0; s < plan.size(); ++s) {
+      for (int64_t i = 0; i < 2; ++i) {
+        const int64_t now = r->step_tokens[s][i].eq(info.codebook_size).sum().item<int64_t>();
+        const int64_t expected = plan[s].timestep == 0 ? 0 : std::max<int64_t>(0, masked[i] - plan[s].unmask_count);
+        EXPECT_EQ(now, expected) << diffusion::PriorRuleName(rule) << " step " << s << " t=" << plan[s].timestep;
+        masked[i] = now;
+      }
+    }
+    ExpectValidImages(*pipe_, *r, 2);
+  }
+}
+
+// A 32x32 (the tiny model's size) image: smooth colour gradients, and a mask PNG whose left half
+// is white (regenerate) and right half black (keep).
+std::string TestImagePng(const PipelineInfo& info) {
+  std::vector<uint8_t> pixels;
+  for (int64_t y = 0; y < info.image_height; ++y) {
+    for (int64_t x = 0; x < info.image_width; ++x) {
+      pixels.insert(pixels.end(), {static_cast<uint8_t>(8 * x), static_cast<uint8_t>(8 * y), static_cast<uint8_t>(128)});
+    }
+  }
+  return *io::EncodePng(pixels.data(), static_cast<int>(info.image_width), static_cast<int>(info.image_height), 3);
+}
+
+PipelineInfo Sized(int64_t width, int64_t height) {
+  PipelineInfo info;
+  info.image_width = width;
+  info.image_height = height;
+  return info;
+}
+
+std::string HalfMaskPng(const PipelineInfo& info, uint8_t left = 255, uint8_t right = 0) {
+  std::vector<uint8_t> pixels;
+  for (int64_t y = 0; y < info.image_height; ++y) {
+    for (int64_t x = 0; x < info.image_width; ++x) pixels.insert(pixels.end(), 3, x < info.image_width / 2 ? left : right);
+  }
+  return *io::EncodePng(pixels.data(), static_cast<int>(info.image_width), static_cast<int>(info.image_height), 3);
+}
+
+TEST_F(PipelineTest, InpaintingHoldsTheTokensOutsideTheMaskAtEveryStep) {
+  const PipelineInfo& info = pipe_->info();
+  auto edit = std::make_shared<EditInput>();
+  edit->image = *EditImageFromPng(TestImagePng(info), info, "init_image");
+  auto regenerate = RegenerateMaskFromPng(HalfMaskPng(info), info, "mask");
+  ASSERT_TRUE(regenerate.ok()) << regenerate.status();
+  edit->regenerate = *regenerate;
+  // The left half of every token row regenerates: grid columns [0, gw/2).
+  const torch::Tensor columns = torch::arange(info.num_latent_pixels) % info.grid_width;
+  ASSERT_TRUE(torch::equal(edit->regenerate, columns < info.grid_width / 2));
+  edit->strength = 0.5f;
+  GenerateParams p;
+  p.prompt = "a red car";
+  p.num_images = 2;
+  p.seed = 4;
+  p.edit = edit;
+  p.steps = 50;  // int(100 * 0.5)
+  std::vector<int64_t> timesteps;
+  auto r = Generate(*pipe_, p, [&](int64_t, int64_t t, const torch::Tensor&) { timesteps.push_back(t); }, true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(timesteps.size(), 50u);
+  EXPECT_EQ(timesteps.front(), 49);
+  EXPECT_EQ(timesteps.back(), 0);
+  const torch::Tensor encoded = *pipe_->EncodeImage(edit->image.unsqueeze(0));  // [1, N]
+  const torch::Tensor keep = edit->regenerate.logical_not();
+  for (size_t s = 0; s < r->step_tokens.size(); ++s) {
+    for (int64_t i = 0; i < 2; ++i) {
+      EXPECT_TRUE(torch::equal(r->step_tokens[s][i].masked_select(keep), encoded[0].masked_select(keep))) << "step " << s;
+    }
+  }
+  // Inside the mask the prompt generated something of its own.
+  EXPECT_FALSE(torch::equal(r->tokens[0].masked_select(edit->regenerate), encoded[0].masked_select(edit->regenerate)));
+  ExpectValidImages(*pipe_, *r, 2);
+
+  // The wrong step count for the strength is refused, naming both.
+  p.steps = 40;
+  auto wrong = Generate(*pipe_, p);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("leave steps unset or set it to 50"), std::string::npos) << wrong.status();
+}
+
+TEST_F(PipelineTest, EditStartsFromTheNoisedEncodingOfTheImage) {
+  const PipelineInfo& info = pipe_->info();
+  auto edit = std::make_shared<EditInput>();
+  edit->image = *EditImageFromPng(TestImagePng(info), info, "init_image");
+  edit->strength = 0.05f;  // 5 steps from t = 4: most tokens survive the noising
+  const torch::Tensor encoded = *pipe_->EncodeImage(edit->image.unsqueeze(0));
+  torch::Generator g = diffusion::MakeGenerator(torch::kCPU, 9);
+  auto start = PrepareEdit(*pipe_, *edit, 1, 4, g);
+  ASSERT_TRUE(start.ok()) << start.status();
+  const double same = start->tokens.eq(encoded).to(torch::kFloat64).mean().item<double>();
+  EXPECT_GT(same, 0.5) << "at t = 4 most tokens are still the image's";
+  EXPECT_LT(same, 1.0) << "q(x_t | x_0) changed nothing";
+  EXPECT_FALSE(start->known.defined());
+  // At the end of a full-strength chain the noise masks nearly everything.
+  torch::Generator g2 = diffusion::MakeGenerator(torch::kCPU, 9);
+  auto full = PrepareEdit(*pipe_, *edit, 1, info.num_train_timesteps - 1, g2);
+  ASSERT_TRUE(full.ok());
+  EXPECT_GT(full->tokens.eq(info.codebook_size).to(torch::kFloat64).mean().item<double>(), 0.5);
+  EXPECT_FALSE(EditChainLength(0.001f, info).ok());  // int(100 * 0.001) = 0 steps
+  EXPECT_FALSE(EditChainLength(1.5f, info).ok());
+}
+
+TEST_F(PipelineTest, EditInputsAreCheckedAndNamed) {
+  const PipelineInfo& info = pipe_->info();
+  auto bad_size = EditImageFromPng(HalfMaskPng(Sized(16, 16)), info, "init_image");
+  ASSERT_FALSE(bad_size.ok());
+  EXPECT_EQ(bad_size.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad_size.status().message().rfind("init_image: is 16x16", 0), 0u) << bad_size.status();
+  auto not_png = EditImageFromPng("not a png", info, "init_image");
+  ASSERT_FALSE(not_png.ok());
+  EXPECT_EQ(not_png.status().message().rfind("init_image: is not a PNG", 0), 0u) << not_png.status();
+  auto gray_mask = RegenerateMaskFromPng(HalfMaskPng(info, 255, 128), info, "mask");
+  ASSERT_FALSE(gray_mask.ok());
+  EXPECT_EQ(gray_mask.status().message().rfind("mask: must be black", 0), 0u) << gray_mask.status();
+  auto small_mask = RegenerateMaskFromPng(HalfMaskPng(Sized(32, 8)), info, "mask");
+  ASSERT_FALSE(small_mask.ok());
+  EXPECT_EQ(small_mask.status().message().rfind("mask: is 32x8", 0), 0u) << small_mask.status();
+}
+
+// Previews every 10 of 30 steps (not after the last): each is the decode of the step's grid with
+// its masked positions filled by the argmax of that step's log p(x_0), recomputed here step by
+// step with the same seed.
+TEST_F(PipelineTest, PreviewsShowTheStepsPredictionEveryKSteps) {
+  const PipelineInfo& info = pipe_->info();
+  GenerateParams p;
+  p.prompt = "a red car";
+  p.num_images = 2;
+  p.steps = 30;
+  p.seed = 8;
+  p.preview_interval = 10;
+  std::map<int64_t, PreviewImages> previews;
+  auto r = Generate(*pipe_, p, {}, false, [&](int64_t step, int64_t, const PreviewImages& images) {
+    previews[step] = images;
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(previews.size(), 2u);
+  ASSERT_TRUE(previews.count(10) && previews.count(20));
+
+  SampleGroup g;
+  g.prompt = *pipe_->EncodePrompt(p.prompt);
+  g.tokens = pipe_->MaskedTokens(2);
+  g.guidance_scale = p.guidance_scale;
+  g.truncation_rate = p.truncation_rate;
+  torch::Generator gen = diffusion::MakeGenerator(torch::kCPU, p.seed);
+  g.generator = &gen;
+  std::vector<SampleGroup*> batch = {&g};
+  for (int64_t step = 1; step <= 20; ++step) {
+    torch::Tensor log_p;
+    g.timestep = p.steps - step;
+    g.log_p_x_0_out = &log_p;
+    ASSERT_TRUE(pipe_->DenoiseStep(batch).ok());
+    if (step % 10 != 0) continue;
+    const torch::Tensor grids = torch::where(g.tokens.eq(info.codebook_size), log_p.argmax(1), g.tokens);
+    const torch::Tensor expected = ImagesToUint8(*pipe_->Decode(grids), torch::kFloat32);
+    const PreviewImages& got = previews[step];
+    ASSERT_EQ(got.pngs.size(), 2u);
+    EXPECT_EQ(got.width, info.image_width);  // 32 pixels: already small, not shrunk
+    for (int64_t i = 0; i < 2; ++i) {
+      auto png = io::DecodePng(got.pngs[static_cast<size_t>(i)]);
+      ASSERT_TRUE(png.ok()) << png.status();
+      const torch::Tensor pixels =
+          torch::from_blob(png->pixels.data(), {png->height, png->width, png->channels}, torch::kUInt8).narrow(2, 0, 3);
+      EXPECT_TRUE(torch::equal(pixels, expected[i])) << "step " << step << " image " << i;
+    }
+  }
+  EXPECT_TRUE(PreviewDue(10, 10, 30) && !PreviewDue(10, 30, 30) && !PreviewDue(0, 10, 30) && !PreviewDue(10, 15, 30));
 }
 
 TEST_F(PipelineTest, SameSeedSameImagesOtherSeedOtherImages) {

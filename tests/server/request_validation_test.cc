@@ -1,6 +1,11 @@
 // Defaults and checks of Generate requests, including what gRPC cannot deliver (bad UTF-8).
+#include <string>
+#include <tuple>
+#include <vector>
+
 #include <gtest/gtest.h>
 
+#include "io/png.h"
 #include "server/request_validation.h"
 
 namespace vqd::server {
@@ -12,6 +17,12 @@ pipeline::PipelineInfo Ithq() {
   info.num_latent_pixels = 1024;
   info.codebook_size = 4096;
   info.num_train_timesteps = 100;
+  return info;
+}
+
+pipeline::PipelineInfo Ithq256() {
+  pipeline::PipelineInfo info = Ithq();
+  info.image_height = info.image_width = 256;
   return info;
 }
 
@@ -50,6 +61,127 @@ TEST(RequestValidationTest, KeepsWhatTheClientSet) {
   EXPECT_EQ(p->seed, 0u);
   EXPECT_EQ(p->priority, -3);
   EXPECT_EQ(p->request_id, "client-id_1");
+}
+
+TEST(RequestValidationTest, TimeStrideSetsTheStepsItVisits) {
+  vqdiffusion::v1::GenerateRequest r;
+  r.set_time_stride(4);
+  auto p = ValidateGenerateRequest(r, ServiceLimits{}, Ithq(), 64);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->time_stride, 4);
+  EXPECT_EQ(p->steps, 26);  // 99, 95, ..., 3 and 0
+  r.set_steps(26);
+  EXPECT_TRUE(ValidateGenerateRequest(r, ServiceLimits{}, Ithq(), 64).ok());
+  r.set_time_stride(1);
+  r.set_steps(7);
+  p = ValidateGenerateRequest(r, ServiceLimits{}, Ithq(), 64);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->steps, 7);
+}
+
+TEST(RequestValidationTest, RejectsABadStrideNamingTheField) {
+  vqdiffusion::v1::GenerateRequest r;
+  for (uint32_t stride : {0u, 101u}) {
+    r.set_time_stride(stride);
+    auto p = ValidateGenerateRequest(r, ServiceLimits{}, Ithq(), 64);
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(p.status().message().find("time_stride"), std::string::npos) << p.status();
+  }
+  r.set_time_stride(4);
+  r.set_steps(25);  // the stride visits 26
+  auto p = ValidateGenerateRequest(r, ServiceLimits{}, Ithq(), 64);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("steps"), std::string::npos) << p.status();
+  EXPECT_NE(p.status().message().find("26"), std::string::npos) << p.status();
+}
+
+TEST(RequestValidationTest, PriorRuleAndWeight) {
+  vqdiffusion::v1::GenerateRequest r;
+  auto p = ValidateGenerateRequest(r, ServiceLimits{}, Ithq(), 64);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->prior_rule, diffusion::PriorRule::kNone);
+  r.set_prior_rule(vqdiffusion::v1::PRIOR_RULE_PURITY);
+  r.set_prior_weight(1.5f);
+  p = ValidateGenerateRequest(r, ServiceLimits{}, Ithq(), 64);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->prior_rule, diffusion::PriorRule::kPurity);
+  EXPECT_EQ(p->prior_weight, 1.5f);
+  // A weight only sharpens purity; negative or unknown values name their field.
+  for (auto [rule, weight, field] : {std::tuple{vqdiffusion::v1::PRIOR_RULE_UNIFORM, 1.0f, "prior_weight"},
+                                     std::tuple{vqdiffusion::v1::PRIOR_RULE_UNSPECIFIED, 0.5f, "prior_weight"},
+                                     std::tuple{vqdiffusion::v1::PRIOR_RULE_PURITY, -1.0f, "prior_weight"},
+                                     std::tuple{static_cast<vqdiffusion::v1::PriorRule>(9), 0.0f, "prior_rule"}}) {
+    r.set_prior_rule(rule);
+    r.set_prior_weight(weight);
+    p = ValidateGenerateRequest(r, ServiceLimits{}, Ithq(), 64);
+    ASSERT_FALSE(p.ok()) << rule << " " << weight;
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(p.status().message().rfind(std::string(field) + ":", 0), 0u) << p.status();
+  }
+}
+
+std::string Png(int width, int height, uint8_t value) {
+  std::vector<uint8_t> pixels(static_cast<size_t>(width) * height * 3, value);
+  return *io::EncodePng(pixels.data(), width, height, 3);
+}
+
+void ExpectInvalidField(const vqdiffusion::v1::GenerateRequest& r, const std::string& field, const std::string& words) {
+  auto p = ValidateGenerateRequest(r, ServiceLimits{}, Ithq256(), 64);
+  ASSERT_FALSE(p.ok()) << field;
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.status().message().rfind(field + ":", 0), 0u) << p.status();
+  EXPECT_NE(p.status().message().find(words), std::string::npos) << p.status();
+}
+
+TEST(RequestValidationTest, EditFieldsAreDecodedAndTheStepsFollowTheStrength) {
+  vqdiffusion::v1::GenerateRequest r;
+  r.set_init_image(Png(256, 256, 90));
+  r.set_strength(0.3f);
+  auto p = ValidateGenerateRequest(r, ServiceLimits{}, Ithq256(), 64);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->edit);
+  EXPECT_EQ(p->steps, 30);
+  EXPECT_EQ(p->edit->image.sizes(), (std::vector<int64_t>{256, 256, 3}));
+  EXPECT_NEAR(p->edit->image[0][0][0].item<float>(), 90.0f / 255, 1e-6);
+  EXPECT_FALSE(p->edit->regenerate.defined());
+  r.set_mask(Png(256, 256, 255));
+  r.set_time_stride(4);  // visits 29, 25, ..., 1, 0
+  p = ValidateGenerateRequest(r, ServiceLimits{}, Ithq256(), 64);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->steps, 9);
+  EXPECT_EQ(p->edit->regenerate.numel(), 1024);
+  EXPECT_TRUE(p->edit->regenerate.all().item<bool>());
+}
+
+TEST(RequestValidationTest, BadEditInputsNameTheirField) {
+  vqdiffusion::v1::GenerateRequest r;
+  r.set_mask(Png(256, 256, 0));
+  ExpectInvalidField(r, "mask", "needs init_image");
+  r.clear_mask();
+  r.set_strength(0.5f);
+  ExpectInvalidField(r, "strength", "only with init_image");
+  r.set_init_image(Png(256, 256, 10));
+  r.set_strength(0.0f);
+  ExpectInvalidField(r, "strength", "(0, 1]");
+  r.set_strength(0.004f);
+  ExpectInvalidField(r, "strength", "starts at no timestep");
+  r.set_strength(0.5f);
+  r.set_steps(20);
+  ExpectInvalidField(r, "steps", "set it to 50");
+  r.clear_steps();
+  r.set_init_image(Png(128, 256, 10));
+  ExpectInvalidField(r, "init_image", "128x256");
+  r.set_init_image("\x89PNG but not really");
+  ExpectInvalidField(r, "init_image", "not a PNG that decodes");
+  r.set_init_image(Png(256, 256, 10));
+  r.set_mask(Png(256, 256, 128));
+  ExpectInvalidField(r, "mask", "black (keep) and white (regenerate) only");
+  r.set_mask(Png(64, 64, 255));
+  ExpectInvalidField(r, "mask", "64x64");
+  r.set_mask("garbage");
+  ExpectInvalidField(r, "mask", "not a PNG that decodes");
 }
 
 TEST(RequestValidationTest, RejectsInvalidUtf8AndLongIds) {

@@ -9,6 +9,7 @@
 
 #include "common/test_model.h"
 #include "io/png.h"
+#include "pipeline/generate.h"
 #include "server/server_app.h"
 #include "server_test_util.h"
 #include "test_server_config.h"
@@ -117,6 +118,14 @@ TEST(ServerIntegrationTest, SixteenConcurrentMixedRequestsAreBatchedAndDetermini
     requests.push_back(MakeRequest("request number " + std::to_string(i), 10 + 5 * (i % 4), 1 + i % 2,
                                    i % 3 == 0 ? 1.0f : 2.0f + static_cast<float>(i % 4),
                                    i % 2 == 0 ? 1.0f : 0.7f + 0.05f * static_cast<float>(i % 5), 1000 + i));
+    if (i % 5 == 4) {  // strided ones batch with the others too
+      requests.back().clear_steps();
+      requests.back().set_time_stride(4 + i % 3);
+    }
+    if (i % 5 == 2) {  // and fixed-count ones
+      requests.back().set_prior_rule(i == 7 ? v1::PRIOR_RULE_UNIFORM : v1::PRIOR_RULE_PURITY);
+      if (i != 7) requests.back().set_prior_weight(1.0f);
+    }
   }
   std::vector<StreamResult> results = testing::RunConcurrently(*stub, requests);
   for (size_t i = 0; i < requests.size(); ++i) {
@@ -135,11 +144,155 @@ TEST(ServerIntegrationTest, SixteenConcurrentMixedRequestsAreBatchedAndDetermini
   EXPECT_EQ(MetricValue(metrics, "vqd_requests_total{outcome=\"ok\"}"), 16);
 
   // Each request alone gives the same token grids as it did among the others.
-  for (size_t i : {0u, 5u, 10u, 15u}) {
+  for (size_t i : {0u, 2u, 4u, 5u, 7u, 10u, 14u, 15u}) {
     StreamResult alone = Generate(*stub, requests[i]);
     ASSERT_TRUE(alone.status.ok());
     EXPECT_EQ(alone.final_grids(), results[i].final_grids()) << "request " << i << " depends on its batch";
   }
+}
+
+// The official strided sampler: progress reports the timesteps it visits, and the grids are the
+// pipeline's own strided run with the same seed.
+TEST(ServerIntegrationTest, StridedRequestVisitsTheOfficialTimesteps) {
+  auto app = StartServer(TestConfig());
+  ASSERT_TRUE(app);
+  auto stub = MakeStub(app->grpc_port());
+  const pipeline::PipelineInfo& info = app->engine().info();
+  ASSERT_EQ(info.num_train_timesteps, 100);
+  v1::GenerateRequest request = MakeRequest("a red car", 0, 2, 5.0f, 0.9f, 77);
+  request.clear_steps();
+  request.set_time_stride(10);
+  request.set_progress_interval(1);
+  StreamResult r = Generate(*stub, request);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  const std::vector<uint32_t> visited = {99, 89, 79, 69, 59, 49, 39, 29, 19, 9, 0};
+  // Progress events waiting behind a slow reader are coalesced (newest wins), so some may be
+  // missing; each one that arrives names its step's visited timestep, and the last one arrives.
+  const auto progress = r.progress();
+  ASSERT_FALSE(progress.empty());
+  uint32_t last_step = 0;
+  for (const v1::Progress* p : progress) {
+    ASSERT_GE(p->step(), 1u);
+    ASSERT_LE(p->step(), visited.size());
+    EXPECT_GT(p->step(), last_step);
+    last_step = p->step();
+    EXPECT_EQ(p->total_steps(), visited.size());
+    EXPECT_EQ(p->timestep(), visited[p->step() - 1]) << "step " << p->step();
+  }
+  EXPECT_EQ(progress.back()->step(), visited.size());
+  EXPECT_EQ(progress.back()->masked_fraction(), 0.0f);
+  EXPECT_EQ(r.events.back().done().steps(), visited.size());
+
+  auto pipe = pipeline::VqDiffusionPipeline::Load(vqd::testing::TinyRandomModelDir(), {});
+  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  pipeline::GenerateParams params;
+  params.prompt = "a red car";
+  params.num_images = 2;
+  params.guidance_scale = 5.0f;
+  params.truncation_rate = 0.9f;
+  params.seed = 77;
+  params.time_stride = 10;
+  params.steps = static_cast<int64_t>(visited.size());
+  auto expected = pipeline::Generate(**pipe, params);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  const std::vector<std::vector<uint32_t>> grids = r.final_grids();
+  ASSERT_EQ(grids.size(), 2u);
+  for (int64_t i = 0; i < 2; ++i) {
+    torch::Tensor row = expected->tokens[i].contiguous();
+    EXPECT_EQ(std::vector<int64_t>(grids[static_cast<size_t>(i)].begin(), grids[static_cast<size_t>(i)].end()),
+              std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()));
+  }
+  // Another stride's grids differ (the stride is really used).
+  params.time_stride = 11;
+  params.steps = diffusion::StridedStepCount(100, 11);
+  auto other = pipeline::Generate(**pipe, params);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_FALSE(torch::equal(other->tokens, expected->tokens));
+}
+
+// Inpainting over gRPC: the tokens outside the mask are the image's encoding; a request with a
+// mask that is not black and white fails alone, naming the field, while the others are served.
+TEST(ServerIntegrationTest, InpaintingKeepsTheImageOutsideTheMaskAndBadMasksFailAlone) {
+  auto app = StartServer(TestConfig(), SlowSteps(2));
+  ASSERT_TRUE(app);
+  auto stub = MakeStub(app->grpc_port());
+  const pipeline::PipelineInfo& info = app->engine().info();
+  const int w = static_cast<int>(info.image_width), h = static_cast<int>(info.image_height);
+  std::vector<uint8_t> image, mask, gray;
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      image.insert(image.end(), {static_cast<uint8_t>(7 * x), static_cast<uint8_t>(5 * y), 200});
+      mask.insert(mask.end(), 3, y < h / 2 ? 255 : 0);  // regenerate the top half
+      gray.insert(gray.end(), 3, 100);
+    }
+  }
+  v1::GenerateRequest inpaint = MakeRequest("a red car", 0, 2, 5.0f, 1.0f, 5);
+  inpaint.clear_steps();
+  inpaint.set_init_image(*io::EncodePng(image.data(), w, h, 3));
+  inpaint.set_mask(*io::EncodePng(mask.data(), w, h, 3));
+  inpaint.set_strength(0.4f);
+  v1::GenerateRequest bad = inpaint;
+  bad.set_mask(*io::EncodePng(gray.data(), w, h, 3));
+  const std::vector<v1::GenerateRequest> requests = {inpaint, bad, MakeRequest("the sea", 10, 1, 3.0f, 1.0f, 6)};
+  std::vector<StreamResult> results = testing::RunConcurrently(*stub, requests);
+  ASSERT_TRUE(results[0].status.ok()) << results[0].status.error_message();
+  EXPECT_EQ(results[0].events.back().done().steps(), 40u);
+  EXPECT_EQ(results[1].status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(results[1].status.error_message().rfind("mask:", 0), 0u) << results[1].status.error_message();
+  ASSERT_TRUE(results[2].status.ok()) << results[2].status.error_message();
+
+  auto pipe = pipeline::VqDiffusionPipeline::Load(vqd::testing::TinyRandomModelDir(), {});
+  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  const torch::Tensor pixels = *pipeline::EditImageFromPng(inpaint.init_image(), info, "init_image");
+  const torch::Tensor encoded = (*pipe)->EncodeImage(pixels.unsqueeze(0))->contiguous();
+  const std::vector<std::vector<uint32_t>> grids = results[0].final_grids();
+  ASSERT_EQ(grids.size(), 2u);
+  size_t differ_inside = 0;
+  for (const auto& grid : grids) {
+    for (int64_t i = 0; i < info.num_latent_pixels; ++i) {
+      const bool top = i / info.grid_width < info.grid_height / 2;
+      if (!top) {
+        EXPECT_EQ(grid[static_cast<size_t>(i)], encoded[0][i].item<int64_t>()) << "kept token " << i;
+      } else {
+        differ_inside += grid[static_cast<size_t>(i)] != static_cast<uint32_t>(encoded[0][i].item<int64_t>());
+      }
+    }
+  }
+  EXPECT_GT(differ_inside, 0u) << "nothing was regenerated inside the mask";
+}
+
+// Previews every 3 of 10 steps: after steps 3, 6 and 9 (none after the last), one decodable PNG
+// per image of the model's image size (the tiny model's 32 pixels are already small).
+TEST(ServerIntegrationTest, PreviewsArriveEveryKStepsBeforeTheImages) {
+  auto app = StartServer(TestConfig());
+  ASSERT_TRUE(app);
+  auto stub = MakeStub(app->grpc_port());
+  const pipeline::PipelineInfo& info = app->engine().info();
+  v1::GenerateRequest request = MakeRequest("a red car", 10, 2, 5.0f, 1.0f, 12);
+  request.set_preview_interval(3);
+  StreamResult r = Generate(*stub, request);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  std::vector<uint32_t> steps;
+  bool image_seen = false;
+  for (const v1::GenerateEvent& e : r.events) {
+    if (e.has_image()) image_seen = true;
+    if (!e.has_preview()) continue;
+    EXPECT_FALSE(image_seen) << "a preview after the images";
+    steps.push_back(e.preview().step());
+    EXPECT_EQ(e.preview().total_steps(), 10u);
+    EXPECT_EQ(e.preview().timestep(), 10 - e.preview().step());
+    ASSERT_EQ(e.preview().pngs_size(), 2);
+    for (const std::string& png : e.preview().pngs()) {
+      auto decoded = io::DecodePng(png);
+      ASSERT_TRUE(decoded.ok()) << decoded.status();
+      EXPECT_EQ(decoded->width, info.image_width);
+      EXPECT_EQ(static_cast<uint32_t>(decoded->width), e.preview().width());
+    }
+  }
+  EXPECT_EQ(steps, (std::vector<uint32_t>{3, 6, 9}));
+  v1::GenerateRequest too_often = request;
+  too_often.set_preview_interval(100000);
+  EXPECT_EQ(Generate(*stub, too_often).status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST(ServerIntegrationTest, CancellationFreesTheSlotForTheNextRequest) {
