@@ -23,6 +23,8 @@ done
 for bin in "$build/tools/vqd" "$build/bench/vqd-bench" "$venv/bin/python"; do
   [[ -x $bin ]] || { echo "cpu_vs_diffusers: $bin is missing (scripts/dev.sh build-cuda builds vqd against the environment's torch)" >&2; exit 1; }
 done
+# diffusers' and transformers' deprecation notices and load messages would bury the tables.
+export TRANSFORMERS_VERBOSITY=error DIFFUSERS_VERBOSITY=error PYTHONWARNINGS=ignore
 work=$(mktemp -d "${TMPDIR:-/tmp}/vqd-cpu-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 "$build/tools/vqd" make-model --preset small --out "$work/small"

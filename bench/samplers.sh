@@ -4,7 +4,9 @@
 # purity positions, alone and strided). For each: steps, seconds per image (one image, guidance 5,
 # prompt encoding and decoding included, model load excluded) and how the unmasking proceeds: the
 # fraction of tokens still masked after a quarter, half and three quarters of the steps, and the
-# fewest/most tokens a step with t > 0 revealed. Prints a markdown table for the README.
+# fewest/most tokens a step with t > 0 revealed. Prints a markdown table for the README, then the
+# cost of live previews: the standard sampler with a preview every 10 steps and every step, against
+# none (previews are decoded and written by vqd generate, as the server decodes and streams them).
 #   bench/samplers.sh [--preset tiny|small] [--images K] [--seeds N]
 # BUILD_DIR (default build) holds the vqd tool.
 set -euo pipefail
@@ -33,6 +35,8 @@ samplers=(
   "fixed count, uniform|--prior-rule uniform"
   "fixed count, purity r=1|--prior-rule purity --prior-weight 1"
   "strided S=4 + purity r=1|--time-stride 4 --prior-rule purity --prior-weight 1"
+  "standard, a preview every 10 steps|--steps 100 --preview-every 10"
+  "standard, a preview every step|--steps 100 --preview-every 1"
 )
 i=0
 for entry in "${samplers[@]}"; do
@@ -66,6 +70,7 @@ def grids(path):
 
 print("\n| sampler | steps | s/image | masked after 1/4, 1/2, 3/4 of the steps | tokens revealed per step (t > 0): fewest..most |")
 print("|---|---|---|---|---|")
+per_image = {}
 for i in range(count):
     label = open(f"{work}/label-{i}").read().strip()
     seconds, fractions, revealed = [], [], []
@@ -80,6 +85,18 @@ for i in range(count):
             revealed += [b - m for b, m in zip(before, masked[s])]
             before = masked[s]
     mean = [sum(f[q] for f in fractions) / seeds for q in range(3)]
+    per_image[label] = sum(seconds) / seeds
+    if "preview" in label:
+        continue
     print(f"| {label} | {steps} | {sum(seconds) / seeds:.3f} | {mean[0]:.2f}, {mean[1]:.2f}, {mean[2]:.2f} | "
           f"{min(revealed)}..{max(revealed)} |")
+base = per_image["standard"]
+print("\n| previews (standard sampler, 100 steps) | s/image | previews | extra s per preview | extra per step |")
+print("|---|---|---|---|---|")
+print(f"| none | {base:.3f} | 0 | | |")
+for label, every in (("standard, a preview every 10 steps", 10), ("standard, a preview every step", 1)):
+    count_previews = len([s for s in range(1, 100) if s % every == 0])
+    extra = per_image[label] - base
+    print(f"| every {every} step{'s' if every > 1 else ''} | {per_image[label]:.3f} | {count_previews} | "
+          f"{extra / count_previews * 1000:.1f} ms | {extra / 100 * 1000:.1f} ms |")
 EOF
