@@ -15,7 +15,7 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libfmt-dev prometheus-cpp-dev libcivetweb-dev libabsl-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libpng-dev zlib1g-dev libicu-dev libyaml-dev
-  python3 curl
+  python3 python3-venv curl
 )
 extras=(
   prometheus yamllint python3-grpcio python3-grpc-tools python3-yaml openssl

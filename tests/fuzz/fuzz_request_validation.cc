@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <vector>
 
 #include "fuzz_util.h"
 #include "server/request_validation.h"
@@ -58,7 +59,35 @@ void CheckAccepted(const vqdiffusion::v1::GenerateRequest& request, const vqd::s
   if (request.has_seed()) VQD_FUZZ_CHECK(p.seed == request.seed(), "seed changed");
   // Unset fields take the documented defaults.
   if (!request.has_num_images()) VQD_FUZZ_CHECK(p.num_images == 1, "default num_images");
-  if (!request.has_steps()) VQD_FUZZ_CHECK(p.steps == 100, "default steps");
+  // The samplers' and editing fields: each accepted value in its range, and the steps they imply.
+  VQD_FUZZ_CHECK(p.time_stride >= 1 && p.time_stride <= info.num_train_timesteps, "time_stride %lld",
+                 static_cast<long long>(p.time_stride));
+  VQD_FUZZ_CHECK(std::isfinite(p.prior_weight) && p.prior_weight >= 0.0f &&
+                     (p.prior_weight == 0.0f || p.prior_rule == vqd::diffusion::PriorRule::kPurity),
+                 "prior_weight %g", static_cast<double>(p.prior_weight));
+  VQD_FUZZ_CHECK(p.preview_interval >= 0 && p.preview_interval <= limits.max_progress_interval,
+                 "preview_interval %lld", static_cast<long long>(p.preview_interval));
+  VQD_FUZZ_CHECK((p.edit != nullptr) == !request.init_image().empty(), "edit without init_image or the reverse");
+  int64_t chain = info.num_train_timesteps;
+  if (p.edit) {
+    VQD_FUZZ_CHECK(p.edit->strength > 0.0f && p.edit->strength <= 1.0f, "strength %g",
+                   static_cast<double>(p.edit->strength));
+    VQD_FUZZ_CHECK(p.edit->image.sizes() == (std::vector<int64_t>{256, 256, 3}), "init_image tensor shape");
+    VQD_FUZZ_CHECK(p.edit->regenerate.defined() == !request.mask().empty() &&
+                       (!p.edit->regenerate.defined() || p.edit->regenerate.numel() == info.num_latent_pixels),
+                   "mask tensor");
+    chain = static_cast<int64_t>(std::floor(static_cast<double>(info.num_train_timesteps) * p.edit->strength));
+    VQD_FUZZ_CHECK(chain >= 1, "an edit of no steps");
+  } else {
+    VQD_FUZZ_CHECK(!request.has_strength() && request.mask().empty(), "strength or mask without init_image");
+  }
+  if (p.time_stride > 1 || p.edit) {
+    const int64_t expected = p.time_stride > 1 ? vqd::diffusion::StridedStepCount(chain, p.time_stride) : chain;
+    VQD_FUZZ_CHECK(p.steps == expected, "steps %lld, the stride and strength imply %lld",
+                   static_cast<long long>(p.steps), static_cast<long long>(expected));
+  } else if (!request.has_steps()) {
+    VQD_FUZZ_CHECK(p.steps == 100, "default steps");
+  }
   if (!request.has_guidance_scale()) VQD_FUZZ_CHECK(p.guidance_scale == 5.0f, "default guidance_scale");
   if (!request.has_truncation_rate()) VQD_FUZZ_CHECK(p.truncation_rate == 1.0f, "default truncation_rate");
 }

@@ -15,6 +15,7 @@ import json
 import os
 import struct
 import zipfile
+import zlib
 
 # ---------------------------------------------------------------------------------------------
 # safetensors
@@ -473,6 +474,18 @@ def request(prompt=None, num_images=None, steps=None, guidance=None, truncation=
     return out
 
 
+def solid_png(width, height, value):
+    """An 8-bit RGB PNG of one colour (a few hundred bytes even at 256x256)."""
+    row = b"\x00" + bytes([value]) * (3 * width)
+    idat = zlib.compress(row * height, 9)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
 def request_seeds():
     nan = struct.unpack("<f", b"\x00\x00\xc0\x7f")[0]
     return {
@@ -496,6 +509,17 @@ def request_seeds():
         "unicode_prompt": request("caf\u00e9 \U0001F431 \u4e00"),
         "invalid_utf8_prompt": request(raw_prompt=b"\xff\xfe"),
         "unknown_field": request("x") + field_varint(15, 1) + field_bytes(100, b"zz"),
+        # Fields 30-36: time_stride, prior_rule, prior_weight, init_image, strength, mask, preview_interval.
+        "strided": request("x") + field_varint(30, 4),
+        "strided_with_steps": request("x", steps=25) + field_varint(30, 4),
+        "purity": request("x") + field_varint(31, 2) + field_float(32, 1.0),
+        "weight_without_purity": request("x") + field_varint(31, 1) + field_float(32, 1.0),
+        "edit": request("x") + field_bytes(33, solid_png(256, 256, 90)) + field_float(34, 0.3),
+        "inpaint": (request("x") + field_bytes(33, solid_png(256, 256, 90)) + field_bytes(35, solid_png(256, 256, 255))
+                    + field_varint(30, 3) + field_varint(36, 5)),
+        "mask_not_binary": request("x") + field_bytes(33, solid_png(256, 256, 90)) + field_bytes(35, solid_png(256, 256, 7)),
+        "edit_wrong_size": request("x") + field_bytes(33, solid_png(64, 32, 1)),
+        "mask_without_image": request("x") + field_bytes(35, solid_png(256, 256, 0)),
     }
 
 
