@@ -15,6 +15,7 @@
 #   server     vqd-bench server, 1 and 64 streaming clients, one request each
 #   pipeline   vqd-bench pipeline, 1, 8 and 32 images per call (peak memory at 32)
 #   fidelity   vqd-bench fidelity: fp16 and bf16, plain and fast, teacher forced against fp32
+#   fidelity-demo  the same on the trained demo model (vqd make-model --preset demo)
 # then writes bench/results/gpu-<date>.json and .md (bench/gpu_check_summary.py), also on a
 # timeout or failure, with whatever was measured; nothing is ever filled in that was not measured.
 # With $OUT set (the device tool), the results are copied there too.
@@ -252,6 +253,12 @@ run_stage server 210 40 "$bench" server --model "$model" "${server_args[@]}" --r
   --json "$work/server.json"
 run_stage pipeline 180 40 "$bench" pipeline --model "$model" "${pipeline_args[@]}" --json "$work/pipeline.json"
 run_stage fidelity 150 30 "$bench" fidelity --model "$model" "${fidelity_args[@]}" --json "$work/fidelity.json"
+# The same measure on the trained demo model (built into vqd): random weights give nearly flat
+# distributions, on which half precision can hardly flip an argmax.
+demo="$work/demo-model"
+rm -rf "$demo"
+run_stage demo-model 30 5 "$vqd" make-model --preset demo --out "$demo" &&
+  run_stage fidelity-demo 60 10 "$bench" fidelity --model "$demo" "${fidelity_args[@]}" --json "$work/fidelity-demo.json"
 if [[ $diffusers_done == 0 ]]; then
   if [[ $has_diffusers == 0 ]]; then
     skip diffusers "diffusers is not importable (bench/gpu_check_prepare.sh puts its wheel in .whl/)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian 12 / Ubuntu 24.04 machine: installs what is missing, builds,
 # then serves or tests. Run from anywhere inside the repository.
-#   scripts/dev.sh serve [vqd-server flags...]   build and run the service (built-in tiny model
+#   scripts/dev.sh serve [vqd-server flags...]   build and run the service (built-in demo model
 #                                                unless --model DIR is given)
 #   scripts/dev.sh test  [ctest args...]         build and run every test (what CI runs)
 #   scripts/dev.sh build                         just build

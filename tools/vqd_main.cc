@@ -24,6 +24,7 @@
 #include "base/status_macros.h"
 #include "base/torch_util.h"
 #include "convert/official_converter.h"
+#include "demo_model/demo_model.h"
 #include "io/file_util.h"
 #include "io/json_config.h"
 #include "io/png.h"
@@ -78,9 +79,12 @@ commands:
   tokenize --model DIR (TEXT | --lines FILE)
       Prints the ids the text encoder sees for TEXT as a JSON list. With --lines, FILE holds one
       JSON string per line and the output one JSON list per line, in the same order.
-  make-model --preset tiny|small|ithq --out DIR [--seed S] [--dtype fp32|fp16]
-      Writes a model directory with random weights in the diffusers layout: tiny (tests, 32x32
-      images), small (CPU benchmarks, 64x64) or ithq (the real ITHQ shapes, GPU benchmarks).
+  make-model --preset demo|tiny|small|ithq --out DIR [--seed S] [--dtype fp32|fp16]
+      Writes a model directory in the diffusers layout. demo: the trained demo model the server
+      serves when given none (32x32 pictures of one shape, "a small red circle at the top left
+      on a white background"; fp16 weights, as built in). The others have random weights: tiny
+      (tests, 32x32 images), small (CPU benchmarks, 64x64) or ithq (the real ITHQ shapes, GPU
+      benchmarks).
   inspect DIR
       Checks the model directory as the server's loader does (configs, every weights variant
       present, tensor names and shapes; exits 1 naming the file and field when it is broken), then
@@ -260,6 +264,14 @@ absl::Status RunTokenize(const CliArgs& args) {
 absl::Status RunMakeModel(const CliArgs& args) {
   VQD_ASSIGN_OR_RETURN(std::string out, args.Required("out"));
   VQD_ASSIGN_OR_RETURN(std::string preset, args.Required("preset"));
+  if (preset == "demo") {
+    if (args.Has("seed") || args.Has("dtype")) {
+      return absl::InvalidArgumentError("--preset demo is the trained model as built in: --seed and --dtype do not apply");
+    }
+    VQD_RETURN_IF_ERROR(vqd::demo_model::WriteModel(out));
+    std::fprintf(stderr, "wrote the trained demo model (%s) to %s\n", vqd::demo_model::CacheName().c_str(), out.c_str());
+    return absl::OkStatus();
+  }
   vqd::pipeline::MakeModelOptions options;
   VQD_ASSIGN_OR_RETURN(options.preset, vqd::pipeline::ParseModelPreset(preset));
   VQD_ASSIGN_OR_RETURN(options.seed, args.Uint("seed", 0));

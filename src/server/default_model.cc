@@ -4,11 +4,9 @@
 #include <filesystem>
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
-
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
-#include "pipeline/model_factory.h"
+#include "demo_model/demo_model.h"
 
 namespace vqd::server {
 namespace fs = std::filesystem;
@@ -25,23 +23,16 @@ std::string DefaultCacheDir() {
 }
 
 absl::StatusOr<std::string> EnsureDefaultModel() {
-  const fs::path dir = fs::path(DefaultCacheDir()) / "models" / "tiny-random";
+  const fs::path dir = fs::path(DefaultCacheDir()) / "models" / demo_model::CacheName();
   std::error_code ec;
   if (fs::exists(dir / "model_index.json", ec)) return dir.string();
   fs::create_directories(dir.parent_path(), ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir.parent_path().string(), ": ", ec.message()));
-  // Written beside and renamed into place, so concurrent first starts cannot see half a model.
-  const fs::path staging = dir.parent_path() / absl::StrCat(".tiny-random-", getpid());
-  fs::remove_all(staging, ec);
-  spdlog::info("no --model given: writing the built-in tiny random model to {}", dir.string());
-  pipeline::MakeModelOptions options;
-  VQD_RETURN_IF_ERROR(pipeline::MakeRandomModel(staging.string(), options));
-  fs::rename(staging, dir, ec);
-  if (ec) {
-    fs::remove_all(staging);
-    if (fs::exists(dir / "model_index.json")) return dir.string();  // another process won the race
-    return absl::InternalError(absl::StrCat("cannot move the model to ", dir.string(), ": ", ec.message()));
-  }
+  spdlog::info("no --model given: writing the built-in demo model to {}", dir.string());
+  absl::Status status = demo_model::WriteModel(dir.string());
+  // Concurrent first starts: the one that lost the rename race serves the winner's copy.
+  if (!status.ok() && fs::exists(dir / "model_index.json", ec)) return dir.string();
+  VQD_RETURN_IF_ERROR(status);
   return dir.string();
 }
 

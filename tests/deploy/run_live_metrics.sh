@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts vqd-server on loopback with its tiny built-in model on the CPU, waits until it serves
+# Starts vqd-server on loopback with its built-in demo model on the CPU, waits until it serves
 # (--ready_file; with the client also `vqd-client health` and a 2-step generation, so that
 # every family has series), compares its /metrics with exported_metrics.txt
 # (check_exported_metrics.py), then sends SIGTERM and requires a clean exit (status 0) within

@@ -32,7 +32,7 @@ r = json.load(open(full))
 missing = [k for k in required if k not in r]
 assert not missing, f"missing keys {missing}"
 status = {s["stage"]: s["status"] for s in r["stages"]}
-for stage in ("server", "pipeline", "fidelity"):
+for stage in ("server", "pipeline", "fidelity", "demo-model", "fidelity-demo"):
     assert status.get(stage) == "ok", (stage, status)
 for stage in ("kernels", "parity", "build"):  # CUDA-only or not done in a smoke run
     assert status.get(stage) == "skipped", (stage, status)
@@ -41,9 +41,11 @@ assert r["first_progress_ms_1_client"] is not None
 assert r["throughput_64_clients_images_per_s"] is None, "the smoke run has 4 clients: nothing may be invented for 64"
 assert r["peak_memory_gib_32_in_flight"] is None
 assert "bf16 fast" in r["fidelity"] and "bf16 plain" in r["fidelity"], r["fidelity"]
+assert "bf16 fast" in r["fidelity_demo_model"], r["fidelity_demo_model"]
 assert r["raw"]["pipeline"]["info"]["fused"] is True
 md = open(full[:-len(".json")] + ".md").read()
 assert "| server | ok |" in md and "not measured" in md, md
+assert "Fidelity (the trained demo model):" in md, md
 
 [starved] = glob.glob(f"{out}/starved/cpu-smoke-*.json")
 s = json.load(open(starved))
