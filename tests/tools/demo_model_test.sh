@@ -12,18 +12,7 @@ set -uo pipefail
 REPO=$1 VQD=$2
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vqd-demo.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-FAILED=0
-check() {  # check NAME EXPECTED_RC COMMAND...
-  local name=$1 expected=$2
-  shift 2
-  "$@" > "$WORK/out" 2> "$WORK/err"
-  local rc=$?
-  if [[ $rc -ne $expected ]]; then
-    echo "FAIL: $name: exit $rc, expected $expected"; sed 's/^/    /' "$WORK/out" "$WORK/err" | tail -30; FAILED=1
-  else
-    echo "PASS: $name"
-  fi
-}
+source "$(dirname "$0")/check_lib.sh"
 
 check "make-model --preset demo" 0 "$VQD" make-model --preset demo --out "$WORK/model"
 check "the written model is the shipped one, byte for byte" 0 diff -r "$REPO/assets/demo-model" "$WORK/model"

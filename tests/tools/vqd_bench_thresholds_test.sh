@@ -7,18 +7,7 @@ set -uo pipefail
 VQD=$1 BENCH=$2
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vqd-bench-thresholds.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-FAILED=0
-check() {  # check NAME EXPECTED_RC COMMAND...
-  local name=$1 expected=$2
-  shift 2
-  "$@" > "$WORK/out" 2> "$WORK/err"
-  local rc=$?
-  if [[ $rc -ne $expected ]]; then
-    echo "FAIL: $name: exit $rc, expected $expected"; sed 's/^/    /' "$WORK/out" "$WORK/err" | tail -20; FAILED=1
-  else
-    echo "PASS: $name"
-  fi
-}
+source "$(dirname "$0")/check_lib.sh"
 expect_in() {  # expect_in NAME FILE TEXT
   if grep -qF -- "$3" "$2"; then echo "PASS: $1"; else echo "FAIL: $1: \"$3\" not in output"; sed 's/^/    /' "$2" | head -20; FAILED=1; fi
 }

@@ -90,12 +90,8 @@ def main():
         print(f"  {a:9s} {accuracy[a] * 100:5.1f}%")
     with open(os.path.join(args.out, "scores.json"), "w") as f:
         json.dump({"accuracy": accuracy, "guidance": args.guidance, "steps": args.steps, "cases": rows}, f, indent=1)
-    minimum = {"colour": args.min_colour, "shape": args.min_shape, "size": args.min_size, "position": args.min_position}
-    failed = [f"{a} {accuracy[a]:.3f} < {m}" for a, m in minimum.items() if accuracy[a] < m]
-    if failed:
-        print("FAIL: " + "; ".join(failed))
-        return 1
-    return 0
+    return score.check_minimums(accuracy, {"colour": args.min_colour, "shape": args.min_shape,
+                                           "size": args.min_size, "position": args.min_position})
 
 
 if __name__ == "__main__":

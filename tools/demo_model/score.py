@@ -155,8 +155,12 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"accuracy": accuracy, "cases": rows}, f, indent=1)
-    failed = [f"{a} {accuracy[a]:.3f} < {m}" for a, m in (("colour", args.min_colour), ("shape", args.min_shape))
-              if accuracy[a] < m]
+    return check_minimums(accuracy, {"colour": args.min_colour, "shape": args.min_shape})
+
+
+def check_minimums(accuracy, minimum):
+    """Prints the attributes below their minimum; 1 when there are any, else 0."""
+    failed = [f"{a} {accuracy[a]:.3f} < {m}" for a, m in minimum.items() if accuracy[a] < m]
     if failed:
         print("FAIL: " + "; ".join(failed))
         return 1
